@@ -1,0 +1,51 @@
+"""Column names and file names shared by every stage: one place, so stages cannot drift apart."""
+
+from __future__ import annotations
+
+# --- raw PixelRec layout -------------------------------------------------------------------------
+RAW_INTERACTIONS = "interactions.csv"
+RAW_ITEMS = "item_info.csv"
+RAW_COVERS = "covers"
+RAW_TRUTH = "_latent_truth"  # diagnostics written by the synthetic source; no stage reads it
+
+ITEM_ID = "item_id"
+USER_ID = "user_id"
+TIMESTAMP = "timestamp"
+INTERACTION_COLUMNS = (ITEM_ID, USER_ID, TIMESTAMP)
+
+COUNT_COLUMNS = (
+    "view_number",
+    "comment_number",
+    "thumbup_number",
+    "share_number",
+    "coin_number",
+    "favorite_number",
+    "barrage_number",
+)
+TITLE, TAG, DESCRIPTION = "title", "tag", "description"
+ITEM_COLUMNS = (ITEM_ID, *COUNT_COLUMNS, TITLE, TAG, DESCRIPTION)
+
+# --- split outputs (data/split/) ------------------------------------------------------------------
+TRAIN_FILE, VALID_FILE, TEST_FILE = "train.parquet", "valid.parquet", "test.parquet"
+USERS_FILE, ITEMS_FILE = "users.parquet", "items.parquet"
+SPLIT_REPORT = "report.json"
+
+USER_IDX = "user_idx"  # int32, 0..n_users-1, row of users.parquet
+ITEM_IDX = "item_idx"  # int32, 0..n_items-1, row of items.parquet
+TAG_IDX = "tag_idx"  # int32, 0 = empty/unknown tag
+COVER_PATH = "cover_path"  # path relative to the raw dir, or null when no file exists
+IS_COLD = "is_cold"  # bool: item has no training interaction
+FIRST_SEEN = "first_seen"  # int64: timestamp of the item's first interaction (any split)
+N_TRAIN = "n_train"  # int32: number of training interactions of the item / user
+IS_TEST_USER = "has_test"  # bool: user has a valid and a test interaction
+
+# --- embedding outputs (data/embeddings/<side>/) -----------------------------------------------------
+EMB_FILE = "embeddings.npy"  # float32 (n_items, dim), row i = item_idx i
+EMB_MASK_FILE = "mask.npy"  # bool (n_items,), True = usable input, False = masked
+EMB_META_FILE = "meta.json"
+
+# --- negative-sample outputs (data/negatives/) ---------------------------------------------------
+TRAIN_NEG_FILE = "train_negatives.npy"  # int32 (epochs, n_train, per_positive)
+CAND_USERS_FILE = "sampled_users.npy"  # int32 (n_eval,) user_idx of the sampled-protocol users
+CAND_FILE = "sampled_candidates.npy"  # int32 (n_eval, 1 + n_neg); column 0 is the test positive
+NEG_META_FILE = "meta.json"

@@ -1,0 +1,29 @@
+"""split stage: raw PixelRec layout -> train/valid/test Parquet, user and item tables, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pixrec.config import from_mapping
+from pixrec.data.split import SplitConfig, split_raw
+from stages._params import fail_cleanly, load_sections
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+@fail_cleanly
+def main(
+    raw: Path = typer.Option(Path("data/raw"), help="PixelRec-layout directory"),
+    out: Path = typer.Option(Path("data/split"), help="output directory"),
+    params: Path = typer.Option(Path("params.yaml")),
+) -> None:
+    config = from_mapping(SplitConfig, load_sections(params, "split")["split"], "split")
+    summary = split_raw(raw, out, config)["summary"]
+    typer.echo(" ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+if __name__ == "__main__":
+    app()

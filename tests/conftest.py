@@ -1,0 +1,36 @@
+"""Shared fixtures: the real pipeline on a tiny generated dataset, offline."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(tmp_path_factory) -> Path:
+    """A tiny synthetic dataset in PixelRec layout (the real generator, preset ``tiny``)."""
+    from pixrec.data.synthetic import SyntheticConfig, generate
+
+    out = tmp_path_factory.mktemp("tiny") / "raw"
+    generate(SyntheticConfig.from_preset("tiny", seed=1), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_split(tiny_raw, tmp_path_factory) -> Path:
+    """The real split of :func:`tiny_raw`."""
+    from pixrec.data.split import SplitConfig, split_raw
+
+    out = tmp_path_factory.mktemp("tiny_split") / "split"
+    split_raw(tiny_raw, out, SplitConfig())
+    return out
