@@ -1,0 +1,108 @@
+"""Item-side inputs of the fusion model, assembled once from the split and the embedding stages.
+
+Counts are lifetime totals (they leak future popularity): they are log1p-transformed and
+standardised with statistics from *training items only*; a missing count is imputed with the
+training mean and flagged, an item with no count at all gets the "absent" counts token.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pixrec import schema as S
+from pixrec.data.dataset import SplitData
+
+
+@dataclass
+class Embeddings:
+    """One side's frozen item embeddings: ``vectors`` float32 (n_items, d), ``mask`` bool (n_items,)."""
+
+    vectors: np.ndarray
+    mask: np.ndarray
+    meta: dict
+
+    @classmethod
+    def load(cls, directory: Path, n_items: int) -> Embeddings:
+        d = Path(directory)
+        for name in (S.EMB_FILE, S.EMB_MASK_FILE):
+            if not (d / name).is_file():
+                raise FileNotFoundError(f"{d / name}: missing; run the embed stage first")
+        vectors = np.load(d / S.EMB_FILE).astype(np.float32, copy=False)
+        mask = np.load(d / S.EMB_MASK_FILE).astype(bool, copy=False)
+        if vectors.shape[0] != n_items or mask.shape != (n_items,):
+            raise ValueError(
+                f"{d}: embeddings have {vectors.shape[0]} rows and mask {mask.shape}, but the item "
+                f"table has {n_items} items; re-run the embed stage on this split"
+            )
+        if not np.isfinite(vectors[mask]).all():
+            bad = np.flatnonzero(mask & ~np.isfinite(vectors).all(axis=1))[:10]
+            raise ValueError(f"{d}: non-finite embedding for usable item_idx {bad.tolist()}")
+        meta_path = d / S.EMB_META_FILE
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        return cls(vectors, mask, meta)
+
+
+def load_embeddings(embeddings_dir: Path, n_items: int) -> dict[str, Embeddings]:
+    """``{'image': ..., 'text': ...}`` from ``embeddings_dir/<side>/``."""
+    return {side: Embeddings.load(Path(embeddings_dir) / side, n_items) for side in ("image", "text")}
+
+
+@dataclass
+class CountStats:
+    """Training-item statistics of log1p counts, kept in the checkpoint for scoring."""
+
+    mean: list[float]
+    std: list[float]
+
+
+def count_stats(data: SplitData) -> CountStats:
+    train_items = data.items[S.N_TRAIN].to_numpy() > 0
+    logc = np.log1p(data.items.select(S.COUNT_COLUMNS).to_numpy().astype(np.float64))[train_items]
+    mean = np.nanmean(logc, axis=0)
+    std = np.nanstd(logc, axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    std = np.where(np.isfinite(std) & (std > 1e-6), std, 1.0)
+    return CountStats(mean.tolist(), std.tolist())
+
+
+@dataclass
+class ItemFeatures:
+    """Tensors indexed by item_idx; built once, gathered per batch."""
+
+    tag: torch.Tensor  # (n_items,) long, 0 = no tag
+    counts: torch.Tensor  # (n_items, 2 * n_counts) float: standardised values, missing flags
+    counts_mask: torch.Tensor  # (n_items,) bool: at least one count present
+    text: torch.Tensor  # (n_items, d_text) float
+    text_mask: torch.Tensor  # (n_items,) bool
+    image: torch.Tensor  # (n_items, d_image) float
+    image_mask: torch.Tensor  # (n_items,) bool
+    known: torch.Tensor  # (n_items,) bool: has a training interaction (item-ID token usable)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.tag.shape[0])
+
+
+def build_item_features(
+    data: SplitData, embeddings: dict[str, Embeddings], stats: CountStats
+) -> ItemFeatures:
+    raw = data.items.select(S.COUNT_COLUMNS).to_numpy().astype(np.float64)
+    missing = ~np.isfinite(raw)
+    z = (np.log1p(np.where(missing, 0.0, raw)) - np.asarray(stats.mean)) / np.asarray(stats.std)
+    z[missing] = 0.0  # = the training mean, and flagged below
+    counts = np.concatenate([z, missing.astype(np.float64)], axis=1).astype(np.float32)
+    return ItemFeatures(
+        tag=torch.from_numpy(data.item_tags.astype(np.int64)),
+        counts=torch.from_numpy(counts),
+        counts_mask=torch.from_numpy(~missing.all(axis=1)),
+        text=torch.from_numpy(embeddings["text"].vectors),
+        text_mask=torch.from_numpy(embeddings["text"].mask.copy()),
+        image=torch.from_numpy(embeddings["image"].vectors),
+        image_mask=torch.from_numpy(embeddings["image"].mask.copy()),
+        known=torch.from_numpy(data.items[S.N_TRAIN].to_numpy() > 0),
+    )

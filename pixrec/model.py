@@ -1,0 +1,228 @@
+"""MultimodalRecommender: six tokens per (user, item) pair, self-attention, an MLP to one logit.
+
+    tokens = [e_user, e_item, e_tag, P·counts, P·text, P·image]     # (B, 6, D)
+          -> L pre-LN self-attention blocks -> flatten -> MLP -> logit (B,)
+
+Every token can be replaced by its learned "absent" vector. That one mechanism drops a modality
+for an ablation (``modalities``), represents a missing cover / empty text / missing counts (never a
+silent zero vector), and — with item-ID token dropout during training — lets items that nobody
+clicked in training be scored from their content alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pixrec.features import CountStats, ItemFeatures
+
+TOKENS = ("user", "item", "tag", "counts", "text", "image")
+USER, ITEM, TAG, COUNTS, TEXT, IMAGE = range(6)
+CHECKPOINT = "model.pt"
+META = "meta.json"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    dim: int = 64
+    heads: int = 4
+    layers: int = 2
+    dropout: float = 0.1
+    item_token_dropout: float = 0.3
+    modalities: list[str] = field(default_factory=lambda: list(TOKENS))
+    mlp_hidden: int = 128
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.modalities) - set(TOKENS))
+        if unknown:
+            raise ValueError(f"model.modalities: unknown token(s) {unknown}; valid are {list(TOKENS)}")
+        if self.dim % self.heads:
+            raise ValueError(f"model.dim={self.dim} must be divisible by model.heads={self.heads}")
+        if not 0.0 <= self.item_token_dropout < 1.0:
+            raise ValueError("model.item_token_dropout must be in [0, 1)")
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block with fused QKV projection.
+
+    Attention over six tokens is written as two small batched matmuls: on CPU this is ~1.7x faster
+    than ``scaled_dot_product_attention``, whose kernels are tuned for long sequences.
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.ln1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.drop = nn.Dropout(dropout)
+        self.scale = (dim // heads) ** -0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)
+        q, k, v = (z.transpose(1, 2) for z in (q, k, v))  # (B, H, T, Dh)
+        a = ((q @ k.transpose(-1, -2)) * self.scale).softmax(dim=-1) @ v  # (B, H, T, Dh)
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, t, d)))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+class MultimodalRecommender(nn.Module):
+    def __init__(
+        self,
+        config: ModelConfig,
+        n_users: int,
+        n_items: int,
+        n_tags: int,
+        n_count_features: int,
+        d_text: int,
+        d_image: int,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        d = config.dim
+        self.user_emb = nn.Embedding(n_users, d)
+        self.item_emb = nn.Embedding(n_items, d)
+        self.tag_emb = nn.Embedding(n_tags + 1, d)  # row 0 (no tag) is never used: absent instead
+        self.counts_proj = nn.Linear(n_count_features, d)
+        self.text_proj = nn.Sequential(nn.LayerNorm(d_text), nn.Linear(d_text, d))
+        self.image_proj = nn.Sequential(nn.LayerNorm(d_image), nn.Linear(d_image, d))
+        self.absent = nn.Parameter(torch.randn(len(TOKENS), d) * 0.02)
+        self.position = nn.Parameter(torch.randn(len(TOKENS), d) * 0.02)
+        self.blocks = nn.ModuleList(Block(d, config.heads, config.dropout) for _ in range(config.layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Sequential(
+            nn.Linear(len(TOKENS) * d, config.mlp_hidden), nn.GELU(), nn.Dropout(config.dropout),
+            nn.Linear(config.mlp_hidden, 1),
+        )
+        active = torch.tensor([name in config.modalities for name in TOKENS])
+        self.register_buffer("active", active, persistent=False)
+        for emb in (self.user_emb, self.item_emb, self.tag_emb):
+            nn.init.normal_(emb.weight, std=0.05)
+
+    # --- tokens ---------------------------------------------------------------------------------
+    def _use(self, slot: int, present: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """``value`` (N, D) where ``present`` (N,) and the slot is active, else the absent vector."""
+        keep = present & self.active[slot]
+        return torch.where(keep[:, None], value, self.absent[slot])
+
+    def user_tokens(self, users: torch.Tensor) -> torch.Tensor:  # (N,) -> (N, D)
+        ones = torch.ones_like(users, dtype=torch.bool)
+        return self._use(USER, ones, self.user_emb(users)) + self.position[USER]
+
+    def item_tokens(
+        self, feats: ItemFeatures, items: torch.Tensor, drop_item: torch.Tensor | None = None
+    ) -> torch.Tensor:  # (N,) -> (N, 5, D)
+        """Item-side tokens; ``drop_item`` (N,) bool replaces the item-ID token (token dropout)."""
+        known = feats.known[items]
+        if drop_item is not None:
+            known = known & ~drop_item
+        tag = feats.tag[items]
+        toks = torch.stack(
+            [
+                self._use(ITEM, known, self.item_emb(items)),
+                self._use(TAG, tag > 0, self.tag_emb(tag)),
+                self._use(COUNTS, feats.counts_mask[items], self.counts_proj(feats.counts[items])),
+                self._use(TEXT, feats.text_mask[items], self.text_proj(feats.text[items])),
+                self._use(IMAGE, feats.image_mask[items], self.image_proj(feats.image[items])),
+            ],
+            dim=1,
+        )
+        return toks + self.position[1:]
+
+    # --- fusion ---------------------------------------------------------------------------------
+    def fuse(self, user_tok: torch.Tensor, item_tok: torch.Tensor) -> torch.Tensor:
+        """user_tok (B, D), item_tok (B, 5, D) -> logits (B,)."""
+        x = torch.cat([user_tok[:, None, :], item_tok], dim=1)  # (B, 6, D)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln_f(x).flatten(1)).squeeze(-1)
+
+    def forward(
+        self, users: torch.Tensor, items: torch.Tensor, feats: ItemFeatures, item_dropout: bool = False
+    ) -> torch.Tensor:
+        """users (B,), items (B,) -> logits (B,). ``item_dropout`` applies item-ID token dropout."""
+        drop = None
+        if item_dropout and self.config.item_token_dropout > 0:
+            drop = torch.rand(items.shape) < self.config.item_token_dropout
+        return self.fuse(self.user_tokens(users), self.item_tokens(feats, items, drop))
+
+
+class FusionRecommender:
+    """The scoring interface (:class:`pixrec.scoring.Recommender`) over a trained model.
+
+    Item tokens for the whole catalogue and user tokens are computed once, then only the fusion
+    runs per pair, in chunks of ``pairs_per_batch``.
+    """
+
+    def __init__(
+        self, model: MultimodalRecommender, feats: ItemFeatures, name: str = "fusion",
+        pairs_per_batch: int = 32768,
+    ) -> None:
+        self.model = model.eval()
+        self.feats = feats
+        self.name = name
+        self.n_items = feats.n_items
+        self.pairs_per_batch = pairs_per_batch
+        with torch.inference_mode():
+            self.item_table = model.item_tokens(feats, torch.arange(self.n_items))  # (I, 5, D)
+
+    @torch.inference_mode()
+    def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(users.shape[0])
+        for s in range(0, users.shape[0], self.pairs_per_batch):
+            u, i = users[s : s + self.pairs_per_batch], items[s : s + self.pairs_per_batch]
+            out[s : s + len(u)] = self.model.fuse(self.model.user_tokens(u), self.item_table[i])
+        return out
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """users (B,), items (B, C) -> float32 (B, C)."""
+        b, c = items.shape
+        u = torch.from_numpy(np.repeat(np.asarray(users, dtype=np.int64), c))
+        i = torch.from_numpy(np.asarray(items, dtype=np.int64).ravel())
+        return self._score_pairs(u, i).view(b, c).numpy().astype(np.float32, copy=False)
+
+    def score_all(self, users: np.ndarray) -> np.ndarray:
+        """users (B,) -> float32 (B, n_items)."""
+        items = np.broadcast_to(np.arange(self.n_items), (len(users), self.n_items))
+        return self.score(users, items)
+
+
+def save_model(
+    model: MultimodalRecommender, stats: CountStats, dims: dict, out_dir: Path, meta: dict
+) -> None:
+    """Checkpoint (weights + everything needed to rebuild the model) and a readable meta.json."""
+    out_dir = Path(out_dir)
+    torch.save(
+        {"state_dict": model.state_dict(), "config": asdict(model.config), "dims": dims,
+         "count_stats": asdict(stats)},
+        out_dir / CHECKPOINT,
+    )
+    (out_dir / META).write_text(json.dumps({**meta, "config": asdict(model.config), "dims": dims},
+                                           indent=2, sort_keys=True) + "\n")
+
+
+def load_model(model_dir: Path) -> tuple[MultimodalRecommender, CountStats]:
+    path = Path(model_dir) / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint; run the train stage first")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model = MultimodalRecommender(ModelConfig(**ckpt["config"]), **ckpt["dims"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), CountStats(**ckpt["count_stats"])
+
+
+def load_recommender(model_dir: Path, data, embeddings_dir: Path, name: str = "fusion") -> FusionRecommender:
+    """The trained fusion model behind the scoring interface, ready for the evaluator."""
+    from pixrec.features import build_item_features, load_embeddings
+
+    model, stats = load_model(model_dir)
+    feats = build_item_features(data, load_embeddings(embeddings_dir, data.n_items), stats)
+    return FusionRecommender(model, feats, name=name)

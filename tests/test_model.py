@@ -1,0 +1,106 @@
+"""The fusion model's shapes and its one masking mechanism ("absent" tokens)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pixrec.features import ItemFeatures
+from pixrec.model import TOKENS, FusionRecommender, ModelConfig, MultimodalRecommender
+
+N_USERS, N_ITEMS, N_TAGS, D_TEXT, D_IMAGE = 7, 11, 3, 5, 6
+
+
+def make_feats(seed: int = 0) -> ItemFeatures:
+    g = torch.Generator().manual_seed(seed)
+    return ItemFeatures(
+        tag=torch.randint(0, N_TAGS + 1, (N_ITEMS,), generator=g),
+        counts=torch.randn(N_ITEMS, 14, generator=g),
+        counts_mask=torch.ones(N_ITEMS, dtype=torch.bool),
+        text=torch.randn(N_ITEMS, D_TEXT, generator=g),
+        text_mask=torch.ones(N_ITEMS, dtype=torch.bool),
+        image=torch.randn(N_ITEMS, D_IMAGE, generator=g),
+        image_mask=torch.ones(N_ITEMS, dtype=torch.bool),
+        known=torch.ones(N_ITEMS, dtype=torch.bool),
+    )
+
+
+def make_model(**overrides) -> MultimodalRecommender:
+    torch.manual_seed(0)
+    config = ModelConfig(dim=16, heads=2, layers=2, dropout=0.0, mlp_hidden=8, **overrides)
+    return MultimodalRecommender(config, N_USERS, N_ITEMS, N_TAGS, 14, D_TEXT, D_IMAGE).eval()
+
+
+def pairs() -> tuple[torch.Tensor, torch.Tensor]:
+    users = torch.arange(N_USERS).repeat_interleave(N_ITEMS)
+    items = torch.arange(N_ITEMS).repeat(N_USERS)
+    return users, items
+
+
+def test_forward_shape_and_scoring_interface_agree():
+    model, feats = make_model(), make_feats()
+    users, items = pairs()
+    with torch.inference_mode():
+        logits = model(users, items, feats)
+    assert logits.shape == (N_USERS * N_ITEMS,)
+    rec = FusionRecommender(model, feats, pairs_per_batch=13)  # odd chunking on purpose
+    all_scores = rec.score_all(np.arange(N_USERS))
+    assert all_scores.shape == (N_USERS, N_ITEMS) and all_scores.dtype == np.float32
+    np.testing.assert_allclose(all_scores.ravel(), logits.numpy(), rtol=1e-5, atol=1e-6)
+    some = rec.score(np.array([2, 4]), np.array([[0, 5, 9], [1, 1, 3]]))
+    np.testing.assert_allclose(some, all_scores[[[2], [4]], [[0, 5, 9], [1, 1, 3]]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("token", ["image", "text", "counts", "tag"])
+def test_dropped_modality_ignores_its_input(token):
+    modalities = [t for t in TOKENS if t != token]
+    model, feats = make_model(modalities=modalities), make_feats()
+    users, items = pairs()
+    other = make_feats(seed=1)
+    changed = make_feats()
+    setattr(changed, token, getattr(other, token))
+    with torch.inference_mode():
+        before, after = model(users, items, feats), model(users, items, changed)
+    torch.testing.assert_close(before, after, rtol=0, atol=0)
+    # and the same change does move a model that uses the token
+    full = make_model()
+    with torch.inference_mode():
+        assert not torch.equal(full(users, items, feats), full(users, items, changed))
+
+
+def test_masked_input_and_cold_item_id_are_ignored():
+    model, feats = make_model(), make_feats()
+    feats.image_mask[3] = False  # e.g. a corrupt cover
+    feats.known[5] = False  # an item nobody clicked in training
+    users, items = pairs()
+    with torch.inference_mode():
+        before = model(users, items, feats)
+        feats.image[3] += 100.0
+        model.item_emb.weight[5] += 100.0
+        after = model(users, items, feats)
+    torch.testing.assert_close(before, after, rtol=0, atol=0)
+    # the absent vector is not a zero vector: a masked cover scores differently from a zero cover
+    feats.image_mask[3] = True
+    feats.image[3] = 0.0
+    with torch.inference_mode():
+        zero = model(users, items, feats)
+    assert not torch.equal(zero[items == 3], before[items == 3])
+
+
+def test_item_token_dropout_only_in_training_calls():
+    model, feats = make_model(item_token_dropout=0.5), make_feats()
+    users, items = pairs()
+    with torch.inference_mode():
+        a, b = model(users, items, feats), model(users, items, feats)
+        torch.manual_seed(1)
+        c = model(users, items, feats, item_dropout=True)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(a, c)
+
+
+def test_config_rejects_unknown_modality_and_bad_heads():
+    with pytest.raises(ValueError, match="unknown token"):
+        ModelConfig(modalities=["user", "video"])
+    with pytest.raises(ValueError, match="divisible"):
+        ModelConfig(dim=30, heads=4)
