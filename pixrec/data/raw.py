@@ -55,7 +55,7 @@ def _read_csv_text(path: Path, expected: tuple[str, ...]) -> pl.DataFrame:
         )
     except pl.exceptions.PolarsError as exc:  # malformed CSV: say where, not polars' internals
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RawDataError(f"{path}: not a readable CSV ({first})") from None
+        raise RawDataError(f"{path}: not a readable CSV: {_locate_csv_problem(path) or first}") from None
     header = tuple(c.strip().lstrip("\ufeff") for c in df.columns)
     missing = [c for c in expected if c not in header]
     if missing:
@@ -65,6 +65,25 @@ def _read_csv_text(path: Path, expected: tuple[str, ...]) -> pl.DataFrame:
         )
     df.columns = list(header)
     return df.select(expected).with_row_index("_row", offset=2)
+
+
+def _locate_csv_problem(path: Path) -> str | None:
+    """On the error path only: scan with the csv module to name the first malformed row."""
+    import csv
+
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        reader = csv.reader(f, strict=True)
+        try:
+            header = next(reader)
+            for row in reader:
+                if row and len(row) != len(header):
+                    return (f"row {reader.line_num} has {len(row)} fields, the header has "
+                            f"{len(header)}")
+        except csv.Error as exc:
+            return f"row {reader.line_num}: {exc}"
+        except StopIteration:
+            return "the file is empty"
+    return None
 
 
 def _examples(df: pl.DataFrame, mask: pl.Expr, cols: list[str]) -> list[dict]:
