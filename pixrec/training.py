@@ -45,7 +45,7 @@ def validation_ndcg(
     model: MultimodalRecommender, feats, data: SplitData, users: np.ndarray, targets: np.ndarray
 ) -> float:
     """NDCG@10 of the valid item ranked against all items, training items masked."""
-    from pixrec.evaluation import full_ranking
+    from pixrec.evaluation.protocols import full_ranking
 
     rec = FusionRecommender(model, feats, name="fusion")
     result = full_ranking(rec, users, targets, data.train_matrix, ks=[10])
@@ -116,7 +116,7 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss)
+            total += float(loss.detach())
             batches += 1
         train_time += time.perf_counter() - t0
         n_samples += len(perm)

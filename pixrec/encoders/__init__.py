@@ -1,0 +1,45 @@
+"""Item encoders: one registry per side, keyed by the names users write in ``params.yaml``.
+
+- image (``encoders.image.name``): ``pixel`` (offline default, no weights), ``resnet``
+  (torchvision), ``clip`` (open_clip), ``dino`` (DINO/DINOv2 via transformers or timm);
+- text (``encoders.text.name``): ``sbert`` (sentence-transformers), ``bert`` (transformers
+  ``AutoModel`` + pooling); both default to the packaged all-MiniLM-L6-v2.
+
+Weights may be a hub name, a local file/directory or an http(s) URL (see :mod:`.weights`).
+Importing this package is cheap; torch and the model libraries load with :mod:`.image` /
+:mod:`.text`, which the names below import on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from pixrec.encoders.base import (
+    Embedded,
+    ImageEncoderConfig,
+    TextEncoderConfig,
+    write_embedded,
+)
+
+_LAZY = {  # the registries are complete once their side's module is imported
+    "IMAGE_ENCODERS": "pixrec.encoders.image",
+    "TEXT_ENCODERS": "pixrec.encoders.text",
+    "build_image_encoder": "pixrec.encoders.image",
+    "embed_images": "pixrec.encoders.image",
+    "run_embed_images": "pixrec.encoders.image",
+    "build_text_encoder": "pixrec.encoders.text",
+    "embed_texts": "pixrec.encoders.text",
+    "run_embed_text": "pixrec.encoders.text",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["IMAGE_ENCODERS", "TEXT_ENCODERS", "Embedded", "ImageEncoderConfig", "TextEncoderConfig",
+           "build_image_encoder", "build_text_encoder", "embed_images", "embed_texts",
+           "run_embed_images", "run_embed_text", "write_embedded"]

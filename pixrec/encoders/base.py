@@ -1,0 +1,236 @@
+"""Configs, registries and the on-disk contract shared by the image and text encoders.
+
+This module imports no torch, so stages can build and validate a config before paying for the
+heavy imports. Output contract (``data/embeddings/<side>/``): ``embeddings.npy`` float32
+(n_items, dim) row-aligned with ``items.parquet``; ``mask.npy`` bool (n_items,), True = usable
+input; ``meta.json``. A masked row is all zeros and *always* has mask False: the model replaces it
+with a learned "absent" vector, so a zero is never mistaken for content.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pixrec import schema as S
+from pixrec.io import atomic_dir
+from pixrec.registry import Registry
+
+log = logging.getLogger("pixrec.encoders")
+
+IMAGE_ENCODERS: Registry = Registry("image encoder")  # filled by pixrec.encoders.image / .pixel
+TEXT_ENCODERS: Registry = Registry("text encoder")  # filled by pixrec.encoders.text
+
+TEXT_FIELDS = (S.TITLE, S.TAG, S.DESCRIPTION)
+EXAMPLE_IDS = 20  # item ids kept per masking reason in meta.json
+
+
+@dataclass(frozen=True)
+class ImageEncoderConfig:
+    """``encoders.image`` in params.yaml."""
+
+    name: str = "pixel"  # pixel | resnet | clip | dino
+    weights: str | None = None  # hub name, local file/dir, http(s) URL, or "random" (tests only)
+    arch: str | None = None  # resnet18 | ViT-B-32 | dino_vits16 | a timm model name ...
+    image_size: int = 224
+    batch_size: int = 64
+    num_workers: int = 1
+    pca_dim: int = 64  # pixel only; 0 = no PCA
+
+    def __post_init__(self) -> None:
+        if self.image_size < 16:
+            raise ValueError(f"encoders.image.image_size must be >= 16, got {self.image_size}")
+        if self.batch_size < 1:
+            raise ValueError(f"encoders.image.batch_size must be >= 1, got {self.batch_size}")
+        if self.num_workers < 0:
+            raise ValueError(f"encoders.image.num_workers must be >= 0, got {self.num_workers}")
+        if self.pca_dim < 0:
+            raise ValueError(f"encoders.image.pca_dim must be >= 0, got {self.pca_dim}")
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    """``encoders.text`` in params.yaml."""
+
+    name: str = "sbert"  # sbert | bert
+    weights: str | None = None  # None = the packaged all-MiniLM-L6-v2
+    pooling: str = "mean"  # bert only: mean | cls
+    batch_size: int = 64
+    max_length: int = 128
+    fields: Sequence[str] = TEXT_FIELDS
+
+    def __post_init__(self) -> None:
+        fields = tuple(self.fields) if not isinstance(self.fields, str) else (self.fields,)
+        bad = [f for f in fields if f not in TEXT_FIELDS]
+        if bad or not fields:
+            raise ValueError(f"encoders.text.fields: {bad or 'empty'} invalid; "
+                             f"choose from {list(TEXT_FIELDS)}")
+        object.__setattr__(self, "fields", fields)
+        if self.pooling not in ("mean", "cls"):
+            raise ValueError(f"encoders.text.pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        if self.batch_size < 1 or self.max_length < 2:
+            raise ValueError("encoders.text.batch_size must be >= 1 and max_length >= 2")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a cover becomes a (3, size, size) uint8 tensor, and how the model normalises it.
+
+    ``mode``: ``crop`` = resize the shorter side to ``resize`` then centre-crop ``size``;
+    ``squash`` = resize straight to ``size`` x ``size`` (keeps the whole cover).
+    """
+
+    size: int
+    resize: int
+    mode: str = "crop"
+    interpolation: str = "bilinear"  # bilinear | bicubic
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+class ImageEncoder:
+    """One image encoder, built from an :class:`ImageEncoderConfig`.
+
+    ``encode`` maps a uint8 batch (B, 3, S, S) from :attr:`preprocess` to float32 (B, raw_dim);
+    ``finalize`` post-processes all usable rows at once (the pixel encoder fits its PCA there,
+    on training items only). Subclasses register with ``@IMAGE_ENCODERS.register(name)``.
+    """
+
+    name: str
+    arch: str | None
+    preprocess: Preprocess
+    raw_dim: int  # width of encode()'s output
+    source: Any  # pixrec.encoders.weights.WeightsSource
+
+    def encode(self, images: Any) -> Any:  # torch.Tensor uint8 (B, 3, S, S) -> float32 (B, raw_dim)
+        raise NotImplementedError
+
+    def finalize(
+        self, vectors: np.ndarray, usable: np.ndarray, fit: np.ndarray
+    ) -> tuple[np.ndarray, dict]:
+        """``vectors`` (n, raw_dim) -> (n, dim) plus metadata; ``fit`` bool (n,) = fit-only rows."""
+        return vectors, {}
+
+    @property
+    def random_weights(self) -> bool:
+        return bool(getattr(self.source, "is_random", False))
+
+
+class TextEncoder:
+    """One text encoder: ``encode(list of n strings) -> float32 (n, dim)``."""
+
+    name: str
+    dim: int
+    source: Any
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {}
+
+
+class MaskCounter:
+    """Masked items by reason: a count and the first :data:`EXAMPLE_IDS` item ids of each."""
+
+    def __init__(self) -> None:
+        self.reasons: dict[str, dict[str, Any]] = {}
+
+    def add(self, reason: str, item_ids: Sequence[str]) -> None:
+        if not len(item_ids):
+            return
+        entry = self.reasons.setdefault(reason, {"count": 0, "item_ids": []})
+        entry["count"] += len(item_ids)
+        room = EXAMPLE_IDS - len(entry["item_ids"])
+        entry["item_ids"].extend(list(item_ids)[:max(room, 0)])
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return dict(sorted(self.reasons.items()))
+
+
+@dataclass
+class Embedded:
+    """One side's output: ``vectors`` float32 (n_items, dim), ``mask`` bool (n_items,), ``meta``."""
+
+    vectors: np.ndarray
+    mask: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.vectors.shape[0]
+        if self.vectors.dtype != np.float32 or self.vectors.ndim != 2:
+            raise TypeError(f"embeddings must be float32 (n, dim), "
+                            f"got {self.vectors.dtype} {self.vectors.shape}")
+        if self.mask.shape != (n,) or self.mask.dtype != np.bool_:
+            raise TypeError(f"mask must be bool ({n},), got {self.mask.dtype} {self.mask.shape}")
+        if np.any(self.vectors[~self.mask]):
+            raise AssertionError("masked rows must be all zeros")
+        bad = np.flatnonzero(self.mask & ~np.isfinite(self.vectors).all(axis=1))
+        if bad.size:
+            raise ValueError(f"non-finite embedding for usable item_idx {bad[:10].tolist()}")
+
+
+def write_embedded(result: Embedded, out_dir: Path) -> None:
+    """Write the three files atomically: a crash leaves the previous output, never half of one."""
+    with atomic_dir(Path(out_dir)) as tmp:
+        np.save(tmp / S.EMB_FILE, np.ascontiguousarray(result.vectors, dtype=np.float32))
+        np.save(tmp / S.EMB_MASK_FILE, result.mask.astype(np.bool_))
+        (tmp / S.EMB_META_FILE).write_text(
+            json.dumps(result.meta, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def read_items(split_dir: Path, columns: Sequence[str]) -> pl.DataFrame:
+    """``items.parquet`` restricted to ``columns``; checks that row i is item_idx i."""
+    path = Path(split_dir) / S.ITEMS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; run the split stage first")
+    schema = pl.read_parquet_schema(path)
+    wanted = list(dict.fromkeys([S.ITEM_IDX, S.ITEM_ID, *columns]))
+    missing = [c for c in wanted if c not in schema]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; re-run the split stage")
+    items = pl.read_parquet(path, columns=wanted)
+    idx = items[S.ITEM_IDX].to_numpy()
+    if not np.array_equal(idx, np.arange(items.height)):
+        first = int(np.flatnonzero(idx != np.arange(items.height))[0])
+        raise ValueError(f"{path}: row {first} has item_idx {idx[first]}; items must be in item_idx order")
+    return items
+
+
+def machine_threads() -> int:
+    """CPU cores this process may use (affinity-aware)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def warn_random(where: str) -> None:
+    log.warning("!!! %s: RANDOM WEIGHTS: these embeddings carry no learned signal; use only in tests "
+                "and benchmarks (meta.json says random_weights: true) !!!", where)
+
+
+__all__ = [
+    "IMAGE_ENCODERS",
+    "TEXT_ENCODERS",
+    "TEXT_FIELDS",
+    "Embedded",
+    "ImageEncoder",
+    "ImageEncoderConfig",
+    "MaskCounter",
+    "Preprocess",
+    "TextEncoder",
+    "TextEncoderConfig",
+    "machine_threads",
+    "read_items",
+    "warn_random",
+    "write_embedded",
+]

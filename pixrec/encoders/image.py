@@ -1,0 +1,485 @@
+"""Image side: cover decoding, the ``resnet`` / ``clip`` / ``dino`` encoders, and the embedding run.
+
+Speed: a torch DataLoader decodes and resizes covers in worker processes (``num_workers``; 0 runs
+in-process) while the main process runs the model on the previous batch under
+``torch.inference_mode``. JPEGs are decoded at reduced scale with PIL's ``draft`` (DCT-domain
+downscaling) when the cover is much larger than the model input. Workers ship uint8 tensors (4x
+less than float) and the model side normalises a whole batch at once.
+
+Robustness: a missing or undecodable cover is caught in ``__getitem__`` and returned as a status
+code, then masked and counted in ``meta.json`` with its item id: never a crash, never a silent zero.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from PIL import Image
+from torch import nn
+
+from pixrec import schema as S
+from pixrec.config import to_mapping
+from pixrec.encoders import pixel as _pixel  # noqa: F401  (registers "pixel")
+from pixrec.encoders.base import (
+    IMAGE_ENCODERS,
+    Embedded,
+    ImageEncoder,
+    ImageEncoderConfig,
+    MaskCounter,
+    Preprocess,
+    machine_threads,
+    read_items,
+    warn_random,
+    write_embedded,
+)
+from pixrec.encoders.weights import WeightsError, WeightsSource, load_error, resolve
+
+OK, MISSING, CORRUPT = 0, 1, 2
+REASONS = {MISSING: "no cover file", CORRUPT: "corrupt image"}
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+WHERE = "encoders.image"
+
+
+# --------------------------------------------------------------------------------------------
+# decoding
+
+
+def decode_cover(path: str | Path, prep: Preprocess) -> np.ndarray:
+    """Decode, resize and crop one cover -> uint8 (size, size, 3). Raises on a missing/bad file."""
+    with Image.open(path) as im:
+        target = prep.resize if prep.mode == "crop" else prep.size
+        im.draft("RGB", (target, target))  # JPEG only: decode at 1/2, 1/4, 1/8 scale if still >= target
+        rgb = im.convert("RGB")  # forces the full decode: a truncated file raises here
+    resample = _RESAMPLE[prep.interpolation]
+    S_ = prep.size
+    if prep.mode == "squash":
+        if rgb.size != (S_, S_):
+            rgb = rgb.resize((S_, S_), resample)
+    else:
+        w, h = rgb.size
+        scale = prep.resize / min(w, h)
+        nw, nh = max(S_, round(w * scale)), max(S_, round(h * scale))
+        if (nw, nh) != (w, h):
+            rgb = rgb.resize((nw, nh), resample)
+        left, top = (nw - S_) // 2, (nh - S_) // 2
+        rgb = rgb.crop((left, top, left + S_, top + S_))
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+class CoverDataset(torch.utils.data.Dataset):
+    """Item i -> (uint8 (3, S, S), status). Status OK / MISSING / CORRUPT; a bad cover is a zero image."""
+
+    def __init__(self, paths: list[str | None], prep: Preprocess) -> None:
+        self.paths = paths
+        self.prep = prep
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        path = self.paths[i]
+        if path is None:
+            return self._blank(), MISSING
+        try:
+            arr = decode_cover(path, self.prep)
+        except FileNotFoundError:
+            return self._blank(), MISSING
+        except Exception:  # any decoder failure (truncated, not an image, bomb): masked and counted
+            return self._blank(), CORRUPT
+        return torch.from_numpy(arr).permute(2, 0, 1), OK
+
+    def _blank(self) -> torch.Tensor:
+        return torch.zeros(3, self.prep.size, self.prep.size, dtype=torch.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# neural encoders
+
+
+class TorchImageEncoder(ImageEncoder):
+    """A frozen ``nn.Module`` behind per-channel normalisation done once per batch."""
+
+    model: nn.Module
+
+    def _setup(self, model: nn.Module, preprocess: Preprocess, raw_dim: int) -> None:
+        self.model = model.eval().requires_grad_(False)
+        self.preprocess = preprocess
+        self.raw_dim = raw_dim
+        self._mean = torch.tensor(preprocess.mean).view(1, 3, 1, 1) * 255.0
+        self._std = torch.tensor(preprocess.std).view(1, 3, 1, 1) * 255.0
+        if self.source.is_random:
+            warn_random(f"{WHERE} {self.name} ({self.arch})")
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, S, S) -> float32 (B, raw_dim)."""
+        x = images.float().sub_(self._mean).div_(self._std)
+        return self.forward(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def _random_init(build):
+    """Build a model under a fixed, local torch seed: random weights, but reproducible ones."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return build()
+
+
+def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``.pt/.pth/.bin`` (torch.save, tensors only) or ``.safetensors``.
+
+    Common wrappers (``state_dict``, ``model``) and DataParallel ``module.`` prefixes are removed.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{path}: expected a weights file, got a directory")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        obj = load_file(str(path))
+    else:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{path}: not a state dict (got {type(obj).__name__})")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+@IMAGE_ENCODERS.register("resnet")
+class ResNetEncoder(TorchImageEncoder):
+    """torchvision ResNet, penultimate (global-average-pooled) features.
+
+    ``weights``: a torchvision enum name (``DEFAULT``, ``IMAGENET1K_V1``, ...; downloads, needs
+    internet), a local ``.pth``/``.safetensors`` file, an http(s) URL of one, or ``random``.
+    """
+
+    ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+    def __init__(self, config: ImageEncoderConfig, cache_dir: Path | None = None) -> None:
+        import torchvision
+
+        self.name, self.arch = "resnet", config.arch or "resnet50"
+        if self.arch not in self.ARCHS:
+            raise ValueError(f"{WHERE}.arch: unknown resnet {self.arch!r}; valid: {list(self.ARCHS)}")
+        self.source = resolve(config.weights, default="DEFAULT", where=f"{WHERE}.weights",
+                              cache_dir=cache_dir)
+        ctor = getattr(torchvision.models, self.arch)
+        if self.source.is_random:
+            model = _random_init(lambda: ctor(weights=None))
+        else:
+            model = ctor(weights=None)
+            try:
+                state = self._state_dict(torchvision, self.arch, self.source)
+                # a head-less checkpoint is fine (we drop fc anyway); anything else must match exactly
+                missing, unexpected = model.load_state_dict(state, strict=False)
+                bad = [k for k in missing if not k.startswith("fc.")] + list(unexpected)
+                if bad:
+                    raise WeightsError(f"keys do not match {self.arch}: {bad[:8]}")
+            except Exception as exc:
+                raise load_error(f"{WHERE}.weights", self.arch, self.source, exc) from None
+        raw_dim = model.fc.in_features
+        model.fc = nn.Identity()
+        size = config.image_size
+        self._setup(model, Preprocess(size, round(size / 0.875), "crop", "bilinear",
+                                      IMAGENET_MEAN, IMAGENET_STD), raw_dim)
+
+    @staticmethod
+    def _state_dict(torchvision, arch: str, source: WeightsSource) -> dict:
+        if source.kind == "hub":
+            enum = torchvision.models.get_model_weights(arch)
+            try:
+                weights = enum[source.spec]
+            except KeyError:
+                raise WeightsError(f"unknown torchvision weights {source.spec!r} for {arch}; valid: "
+                                   f"{[w.name for w in enum]}, a local file or a URL") from None
+            return weights.get_state_dict(progress=False, check_hash=True)
+        return load_state_dict_file(source.path)
+
+
+@IMAGE_ENCODERS.register("clip")
+class ClipEncoder(TorchImageEncoder):
+    """open_clip image tower, L2-normalised (as ``encode_image(normalize=True)``).
+
+    ``weights``: an open_clip pretrained tag (``openai``, ``laion2b_s34b_b79k``, ...; needs
+    internet), a local checkpoint file of the full model, a local open_clip model directory
+    (``local-dir:`` schema), ``hf-hub:org/repo``, an http(s) URL of a file or archive, or ``random``.
+    """
+
+    def __init__(self, config: ImageEncoderConfig, cache_dir: Path | None = None) -> None:
+        import open_clip
+
+        self.name, self.arch = "clip", config.arch or "ViT-B-32"
+        if self.arch not in open_clip.list_models():
+            raise ValueError(f"{WHERE}.arch: unknown open_clip model {self.arch!r}; see "
+                             "open_clip.list_models(), e.g. ViT-B-32, ViT-B-16, RN50")
+        self.source = resolve(config.weights, default="openai", where=f"{WHERE}.weights",
+                              cache_dir=cache_dir)
+        kwargs = {"force_image_size": config.image_size}
+        src = self.source
+        try:
+            if src.is_random:
+                model = _random_init(lambda: open_clip.create_model(self.arch, pretrained=None, **kwargs))
+            elif src.path is not None and src.path.is_dir():
+                model = open_clip.create_model(f"local-dir:{src.path}", **kwargs)
+            elif src.kind == "hub" and src.spec.startswith("hf-hub:"):
+                model = open_clip.create_model(src.spec, **kwargs)
+            else:
+                model = open_clip.create_model(self.arch, pretrained=src.location, require_pretrained=True,
+                                               **kwargs)
+        except Exception as exc:
+            raise load_error(f"{WHERE}.weights", f"open_clip {self.arch}", src, exc) from None
+        visual = model.visual  # the text tower is not needed: keep only the image tower
+        cfg = dict(getattr(visual, "preprocess_cfg", {}) or {})
+        if cfg.get("resize_mode", "shortest") not in ("shortest", "squash"):
+            raise ValueError(f"{WHERE}: open_clip resize_mode {cfg['resize_mode']!r} is not supported")
+        size = config.image_size
+        prep = Preprocess(size, size, "squash" if cfg.get("resize_mode") == "squash" else "crop",
+                          cfg.get("interpolation", "bicubic"),
+                          tuple(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073))),
+                          tuple(cfg.get("std", (0.26862954, 0.26130258, 0.27577711))))
+        self._setup(visual, prep, int(visual.output_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.model(x), dim=-1)
+
+
+# DINO / DINOv2 short names -> Hugging Face repos and the architecture (for random init only)
+DINO_ARCHS: dict[str, tuple[str, dict]] = {
+    "dino_vits16": ("facebook/dino-vits16", dict(hidden_size=384, num_attention_heads=6, patch_size=16)),
+    "dino_vits8": ("facebook/dino-vits8", dict(hidden_size=384, num_attention_heads=6, patch_size=8)),
+    "dino_vitb16": ("facebook/dino-vitb16", dict(hidden_size=768, num_attention_heads=12, patch_size=16)),
+    "dino_vitb8": ("facebook/dino-vitb8", dict(hidden_size=768, num_attention_heads=12, patch_size=8)),
+    "dinov2_vits14": ("facebook/dinov2-small", dict(hidden_size=384, num_attention_heads=6)),
+    "dinov2_vitb14": ("facebook/dinov2-base", dict(hidden_size=768, num_attention_heads=12)),
+    "dinov2_vitl14": ("facebook/dinov2-large",
+                      dict(hidden_size=1024, num_attention_heads=16, num_hidden_layers=24)),
+}
+
+
+@IMAGE_ENCODERS.register("dino")
+class DinoEncoder(TorchImageEncoder):
+    """DINO / DINOv2 CLS token, through transformers (``arch`` a short name) or timm.
+
+    transformers: ``arch`` in :data:`DINO_ARCHS`; ``weights`` a hub repo (default: the arch's
+    ``facebook/...`` repo), a local ``save_pretrained`` directory, a URL of an archive of one, or
+    ``random``. timm: ``arch`` a timm model name (e.g. ``vit_small_patch16_224.dino``); ``weights``
+    a local file or URL (loaded with ``pretrained_cfg_overlay=dict(file=...)``), null for timm's own
+    hub weights, or ``random``.
+    """
+
+    def __init__(self, config: ImageEncoderConfig, cache_dir: Path | None = None) -> None:
+        self.name, self.arch = "dino", config.arch or "dino_vits16"
+        self.image_size = config.image_size
+        if self.arch in DINO_ARCHS:
+            self.backend = "transformers"
+            self.source = resolve(config.weights, default=DINO_ARCHS[self.arch][0],
+                                  where=f"{WHERE}.weights", cache_dir=cache_dir)
+            model, raw_dim = self._transformers()
+            prep = Preprocess(config.image_size, round(config.image_size / 0.875), "crop", "bicubic",
+                              IMAGENET_MEAN, IMAGENET_STD)
+        else:
+            import timm
+
+            if not timm.is_model(self.arch):
+                raise ValueError(f"{WHERE}.arch: {self.arch!r} is neither a DINO short name "
+                                 f"{sorted(DINO_ARCHS)} nor a timm model (timm.list_models('*dino*'))")
+            self.backend = "timm"
+            self.source = resolve(config.weights, default="timm", where=f"{WHERE}.weights",
+                                  cache_dir=cache_dir)
+            model, raw_dim, prep = self._timm(timm)
+        self._setup(model, prep, raw_dim)
+
+    def _transformers(self) -> tuple[nn.Module, int]:
+        from transformers import AutoConfig, AutoModel, Dinov2Config, Dinov2Model, ViTConfig, ViTModel
+
+        src = self.source
+        try:
+            if src.is_random:
+                _, shape = DINO_ARCHS[self.arch]
+                if self.arch.startswith("dinov2"):
+                    cfg = Dinov2Config(image_size=self.image_size, patch_size=14, **shape)
+                    model = _random_init(lambda: Dinov2Model(cfg))
+                else:
+                    cfg = ViTConfig(image_size=self.image_size, intermediate_size=4 * shape["hidden_size"],
+                                    layer_norm_eps=1e-6, **shape)
+                    model = _random_init(lambda: ViTModel(cfg, add_pooling_layer=False))
+            else:
+                cfg = AutoConfig.from_pretrained(src.location)
+                if cfg.model_type == "vit":  # DINO v1 checkpoints carry no pooler: do not build one
+                    model = ViTModel.from_pretrained(src.location, add_pooling_layer=False)
+                else:
+                    model = AutoModel.from_pretrained(src.location)
+        except Exception as exc:
+            raise load_error(f"{WHERE}.weights", f"DINO ({self.arch})", src, exc) from None
+        # ViT needs to be told to interpolate position embeddings; Dinov2 always does
+        self._interpolate = (model.config.model_type == "vit"
+                             and model.config.image_size != self.image_size)
+        return model, int(model.config.hidden_size)
+
+    def _timm(self, timm) -> tuple[nn.Module, int, Preprocess]:
+        src = self.source
+        kwargs: dict = {"img_size": self.image_size}
+        try:
+            if src.is_random:
+                model = _random_init(lambda: timm.create_model(self.arch, pretrained=False, **kwargs))
+            elif src.kind == "hub" and src.spec == "timm":
+                model = timm.create_model(self.arch, pretrained=True, **kwargs)
+            elif src.kind == "hub":
+                model = timm.create_model(self.arch, pretrained=True,
+                                          pretrained_cfg_overlay=dict(hf_hub_id=src.spec), **kwargs)
+            else:
+                # keep the checkpoint's own head so timm loads strictly, then drop the head
+                model = timm.create_model(self.arch, pretrained=True,
+                                          pretrained_cfg_overlay=dict(file=str(src.path)), **kwargs)
+        except Exception as exc:
+            raise load_error(f"{WHERE}.weights", f"timm {self.arch}", src, exc) from None
+        model.reset_classifier(0)
+        data = timm.data.resolve_model_data_config(model)
+        size = self.image_size
+        prep = Preprocess(size, int(size / data.get("crop_pct", 1.0)), "crop",
+                          data.get("interpolation", "bicubic") if data.get("interpolation") in _RESAMPLE
+                          else "bicubic", tuple(data["mean"]), tuple(data["std"]))
+        return model, int(model.num_features), prep
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.backend == "timm":
+            return self.model(x)  # pooled per the model's global_pool (CLS token for DINO ViTs)
+        kwargs = {"interpolate_pos_encoding": True} if self._interpolate else {}
+        return self.model(pixel_values=x, **kwargs).last_hidden_state[:, 0]
+
+
+# --------------------------------------------------------------------------------------------
+# the embedding run
+
+
+def build_image_encoder(config: ImageEncoderConfig, cache_dir: Path | None = None) -> ImageEncoder:
+    """The registry entry ``config.name``, built (unknown names list the valid ones)."""
+    return IMAGE_ENCODERS.get(config.name)(config, cache_dir)
+
+
+def encode_covers(
+    encoder: ImageEncoder,
+    paths: list[str | None],
+    batch_size: int,
+    num_workers: int,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Run ``encoder`` over covers -> (float32 (n, raw_dim), int8 status (n,), timings)."""
+    from tqdm import tqdm
+
+    n = len(paths)
+    out = np.zeros((n, encoder.raw_dim), dtype=np.float32)
+    status = np.empty(n, dtype=np.int8)
+    loader = torch.utils.data.DataLoader(
+        CoverDataset(paths, encoder.preprocess), batch_size=batch_size, shuffle=False,
+        num_workers=num_workers, prefetch_factor=4 if num_workers else None,
+    )
+    wait = compute = 0.0
+    bar = tqdm(total=n, unit="img", desc=f"embed-images ({encoder.name})", file=sys.stderr,
+               disable=not progress, mininterval=1.0)
+    start = 0
+    t = time.perf_counter()
+    with torch.inference_mode():
+        for images, st in loader:  # images uint8 (B, 3, S, S), st int64 (B,)
+            t1 = time.perf_counter()
+            wait += t1 - t
+            b = len(st)
+            ok = st == OK
+            status[start:start + b] = st.numpy()
+            if bool(ok.all()):
+                out[start:start + b] = encoder.encode(images).numpy()
+            elif bool(ok.any()):
+                rows = start + np.flatnonzero(ok.numpy())
+                out[rows] = encoder.encode(images[ok]).numpy()
+            start += b
+            t = time.perf_counter()
+            compute += t - t1
+            bar.update(b)
+    bar.close()
+    return out, status, {"wait_for_decode": wait, "model": compute}
+
+
+def embed_images(
+    items: pl.DataFrame,
+    raw_dir: Path,
+    config: ImageEncoderConfig,
+    *,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    encoder: ImageEncoder | None = None,
+) -> Embedded:
+    """Embed every item's cover. ``items``: item_idx order, with item_id, cover_path, n_train."""
+    t0 = time.perf_counter()
+    torch.set_num_threads(machine_threads())
+    encoder = encoder or build_image_encoder(config, cache_dir)
+    t_load = time.perf_counter() - t0
+
+    raw_dir = Path(raw_dir)
+    paths = [None if p is None else str(raw_dir / p) for p in items[S.COVER_PATH].to_list()]
+    t1 = time.perf_counter()
+    raw, status, loop = encode_covers(encoder, paths, config.batch_size, config.num_workers, progress)
+    t_encode = time.perf_counter() - t1
+
+    usable = status == OK
+    fit = usable & (items[S.N_TRAIN].to_numpy() > 0)
+    t2 = time.perf_counter()
+    vectors, extra = encoder.finalize(raw, usable, fit)
+    vectors[~usable] = 0.0
+    t_finalize = time.perf_counter() - t2
+
+    ids = items[S.ITEM_ID].to_numpy()
+    masked = MaskCounter()
+    for code, reason in REASONS.items():
+        masked.add(reason, ids[status == code].tolist())
+    n = items.height
+    meta = {
+        "side": "image",
+        "encoder": encoder.name,
+        "arch": encoder.arch,
+        "weights": encoder.source.as_meta(),
+        "random_weights": encoder.random_weights,
+        "config": to_mapping(config),
+        "preprocess": asdict(encoder.preprocess),
+        "dim": int(vectors.shape[1]),
+        "n_items": n,
+        "n_usable": int(usable.sum()),
+        "n_masked": int(n - usable.sum()),
+        "masked": masked.as_dict(),
+        "timings_s": {"load_model": t_load, "encode": t_encode, "finalize": t_finalize,
+                      **{f"encode.{k}": v for k, v in loop.items()}},
+        "items_per_s": n / t_encode if t_encode > 0 else None,
+        "torch_threads": torch.get_num_threads(),
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+    }
+    if extra:
+        meta[encoder.name] = extra
+    if encoder.random_weights:
+        warn_random(f"{WHERE} {encoder.name}")
+    return Embedded(vectors, usable, meta)
+
+
+def run_embed_images(
+    split_dir: Path, raw_dir: Path, out_dir: Path, config: ImageEncoderConfig,
+    *, cache_dir: Path | None = None, progress: bool = True,
+) -> dict:
+    """The embed-images stage: read ``items.parquet``, embed, write ``out_dir`` atomically."""
+    IMAGE_ENCODERS.get(config.name)  # fail on an unknown name before reading anything
+    items = read_items(split_dir, [S.COVER_PATH, S.N_TRAIN])
+    result = embed_images(items, raw_dir, config, cache_dir=cache_dir, progress=progress)
+    write_embedded(result, out_dir)
+    return result.meta
+
+
+__all__ = ["DINO_ARCHS", "CoverDataset", "build_image_encoder", "decode_cover", "embed_images",
+           "encode_covers", "load_state_dict_file", "run_embed_images"]

@@ -1,0 +1,155 @@
+"""``pixel``: the offline default image encoder. No learned weights, real visual signal.
+
+No PyPI package ships pretrained CLIP / DINO / ResNet weights, so the default must carry visual
+signal without them. Per cover, in CIELAB (roughly perceptually uniform, so Euclidean distances
+mean something):
+
+- ``thumbnail``    8x8 Lab thumbnail (layout and colour), 192 dims;
+- ``colour_hist``  joint Lab histogram, 4 L x 5 a x 5 b bins, square-rooted (Hellinger), 100 dims;
+- ``edge_hist``    magnitude-weighted edge-orientation histogram of L (8 bins) in 2x2 cells, plus
+  each cell's edge density (texture, stripes, busy vs flat), 36 dims;
+- ``colour_stats`` mean and standard deviation of L, a, b (brightness, tint, contrast), 6 dims.
+
+:meth:`PixelEncoder.finalize` standardises every dimension and weights each block to equal total
+variance, then projects on the top ``pca_dim`` principal axes. Mean, scale and axes are fitted on
+*training* items only (cold items never shape the basis), with a deterministic SVD and a sign
+convention, so the same covers give byte-identical output.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pixrec.encoders.base import IMAGE_ENCODERS, ImageEncoder, ImageEncoderConfig, Preprocess
+from pixrec.encoders.weights import WeightsSource
+
+log = logging.getLogger("pixrec.encoders")
+
+THUMB = 8
+L_BINS, AB_BINS = 4, 5
+AB_EDGES = (-0.25, -0.08, 0.08, 0.25)  # a/128, b/128: strong -, weak -, neutral, weak +, strong +
+ORIENT_BINS, CELLS = 8, 2
+GRID = 64  # working resolution of the histograms
+
+# linear sRGB -> XYZ (D65), rows X, Y, Z; divided by the D65 white point
+_RGB2XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
+                         [0.2126729, 0.7151522, 0.0721750],
+                         [0.0193339, 0.1191920, 0.9503041]], dtype=torch.float32)
+_WHITE = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float32)
+_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
+
+
+def linear_to_lab(lin: torch.Tensor) -> torch.Tensor:
+    """linear RGB (B, 3, H, W) -> Lab (B, 3, H, W): L/100 in [0, 1], a/128, b/128."""
+    xyz = torch.einsum("ij,bjhw->bihw", _RGB2XYZ, lin) / _WHITE.view(1, 3, 1, 1)
+    eps = (6.0 / 29.0) ** 3
+    f = torch.where(xyz > eps, xyz.clamp_min(eps) ** (1.0 / 3.0), xyz / (3 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)
+    L = (116.0 * f[:, 1] - 16.0) / 100.0
+    a = 500.0 * (f[:, 0] - f[:, 1]) / 128.0
+    b = 200.0 * (f[:, 1] - f[:, 2]) / 128.0
+    return torch.stack([L, a, b], dim=1)
+
+
+@IMAGE_ENCODERS.register("pixel")
+class PixelEncoder(ImageEncoder):
+    """Deterministic hand-made features (see module docstring); needs no weights."""
+
+    def __init__(self, config: ImageEncoderConfig, cache_dir=None) -> None:
+        if config.weights is not None:
+            raise ValueError("encoders.image.weights: the pixel encoder has no weights; set it to null")
+        if config.arch not in (None, "pixel"):
+            raise ValueError(f"encoders.image.arch: the pixel encoder has no architectures, got "
+                             f"{config.arch!r}; set it to null")
+        self.name, self.arch = "pixel", None
+        self.pca_dim = config.pca_dim
+        self.source = WeightsSource("none", "none")
+        # squash, not crop: the whole cover counts; no normalisation (features are in Lab)
+        self.preprocess = Preprocess(size=config.image_size, resize=config.image_size, mode="squash",
+                                     interpolation="bilinear", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+        self.grid = min(GRID, config.image_size) // (2 * CELLS) * (2 * CELLS)
+        self.blocks = {
+            "thumbnail": 3 * THUMB * THUMB,
+            "colour_hist": L_BINS * AB_BINS * AB_BINS,
+            "edge_hist": CELLS * CELLS * (ORIENT_BINS + 1),
+            "colour_stats": 6,
+        }
+        self.raw_dim = sum(self.blocks.values())
+        self._ab_edges = torch.tensor(AB_EDGES)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, S, S) -> float32 (B, raw_dim): the four blocks, concatenated."""
+        B, G = images.shape[0], self.grid
+        rgb = images.float().div_(255.0)
+        lin = torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+        if lin.shape[-1] != G:
+            lin = F.adaptive_avg_pool2d(lin, G)  # area average in linear light
+        lab = linear_to_lab(lin)  # (B, 3, G, G)
+
+        thumb = F.adaptive_avg_pool2d(lab, THUMB).flatten(1)  # (B, 192)
+        stats = torch.cat([lab.mean(dim=(2, 3)), lab.std(dim=(2, 3))], dim=1)  # (B, 6)
+
+        L_idx = (lab[:, 0] * L_BINS).long().clamp_(0, L_BINS - 1)
+        a_idx = torch.bucketize(lab[:, 1], self._ab_edges)
+        b_idx = torch.bucketize(lab[:, 2], self._ab_edges)
+        nbins = L_BINS * AB_BINS * AB_BINS
+        bins = (L_idx * AB_BINS + a_idx) * AB_BINS + b_idx  # (B, G, G)
+        bins = bins + torch.arange(B).view(B, 1, 1) * nbins
+        counts = torch.bincount(bins.flatten(), minlength=B * nbins).view(B, nbins)  # exact ints
+        colour_hist = (counts.float() / (G * G)).sqrt()  # (B, 100)
+
+        Lp = F.pad(lab[:, :1], (1, 1, 1, 1), mode="replicate")
+        gx = F.conv2d(Lp, _SOBEL_X.view(1, 1, 3, 3))[:, 0]
+        gy = F.conv2d(Lp, _SOBEL_X.t().contiguous().view(1, 1, 3, 3))[:, 0]
+        mag = torch.hypot(gx, gy)  # (B, G, G)
+        theta = torch.atan2(gy, gx).remainder(math.pi)  # unsigned orientation in [0, pi)
+        o_idx = (theta * (ORIENT_BINS / math.pi)).long().clamp_(0, ORIENT_BINS - 1)
+        onehot = (o_idx.unsqueeze(-1) == torch.arange(ORIENT_BINS)).float() * mag.unsqueeze(-1)
+        c = G // CELLS
+        cells = onehot.view(B, CELLS, c, CELLS, c, ORIENT_BINS).sum(dim=(2, 4))  # (B, 2, 2, 8)
+        total = cells.sum(-1, keepdim=True)  # (B, 2, 2, 1)
+        edge = torch.cat([cells / (total + 1e-6), total / (c * c)], dim=-1).flatten(1)  # (B, 36)
+
+        return torch.cat([thumb, colour_hist, edge, stats], dim=1)
+
+    def finalize(
+        self, vectors: np.ndarray, usable: np.ndarray, fit: np.ndarray
+    ) -> tuple[np.ndarray, dict]:
+        """Standardise, weight blocks, PCA: all fitted on ``fit`` rows (training items with a cover)."""
+        n_fit = int(fit.sum())
+        if n_fit < 2:
+            raise ValueError(f"pixel encoder: needs >= 2 training items (n_train > 0) with a usable "
+                             f"cover to fit its scaling and PCA, found {n_fit}")
+        X = vectors.astype(np.float64)
+        mean = X[fit].mean(axis=0)
+        std = X[fit].std(axis=0)
+        std[std < 1e-8] = 1.0  # constant on training items: centre only
+        weights = np.concatenate([np.full(d, 1.0 / math.sqrt(d)) for d in self.blocks.values()])
+        Z = (X - mean) / std * weights  # (n, raw_dim)
+        meta: dict = {"raw_dim": self.raw_dim, "blocks": dict(self.blocks), "n_fit": n_fit,
+                      "grid": self.grid}
+        if self.pca_dim == 0:
+            out = Z
+            meta["pca_dim"] = 0
+        else:
+            _, s, vt = np.linalg.svd(Z[fit], full_matrices=False)  # (k, raw_dim), descending
+            k = min(self.pca_dim, vt.shape[0])
+            if k < self.pca_dim:
+                log.warning("pixel encoder: pca_dim %d > %d available axes (%d training covers); "
+                            "using %d", self.pca_dim, vt.shape[0], n_fit, k)
+            comps = vt[:k]
+            pivot = np.abs(comps).argmax(axis=1)
+            comps = comps * np.sign(comps[np.arange(k), pivot])[:, None]  # deterministic signs
+            out = Z @ comps.T
+            var = s**2
+            meta |= {"pca_dim": k, "explained_variance_ratio": float(var[:k].sum() / var.sum())}
+        out = out.astype(np.float32)
+        out[~usable] = 0.0
+        return out, meta
+
+
+__all__ = ["PixelEncoder", "linear_to_lab"]

