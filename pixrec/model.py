@@ -191,8 +191,9 @@ class FusionRecommender:
 
     def score_all(self, users: np.ndarray) -> np.ndarray:
         """users (B,) -> float32 (B, n_items)."""
-        items = np.broadcast_to(np.arange(self.n_items), (len(users), self.n_items))
-        return self.score(users, items)
+        u = torch.from_numpy(np.asarray(users, dtype=np.int64)).repeat_interleave(self.n_items)
+        i = torch.arange(self.n_items).repeat(len(users))
+        return self._score_pairs(u, i).view(len(users), self.n_items).numpy()
 
 
 def save_model(

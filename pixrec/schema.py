@@ -49,3 +49,9 @@ TRAIN_NEG_FILE = "train_negatives.npy"  # int32 (epochs, n_train, per_positive)
 CAND_USERS_FILE = "sampled_users.npy"  # int32 (n_eval,) user_idx of the sampled-protocol users
 CAND_FILE = "sampled_candidates.npy"  # int32 (n_eval, 1 + n_neg); column 0 is the test positive
 NEG_META_FILE = "meta.json"
+
+# --- evaluate outputs (data/eval/) ------------------------------------------------------------------
+EVAL_RANKS_FILE = "ranks.parquet"  # per user: user_idx, item_idx (target), model, protocol, rank
+EVAL_TOP_FILE = "top10.parquet"  # full protocol: model, user_idx, top_items list[int32] (-1 = empty)
+EVAL_META_FILE = "meta.json"
+EVAL_MODEL, EVAL_PROTOCOL, EVAL_RANK, EVAL_TOP_ITEMS = "model", "protocol", "rank", "top_items"

@@ -71,7 +71,7 @@ def decode_cover(path: str | Path, prep: Preprocess) -> np.ndarray:
             rgb = rgb.resize((nw, nh), resample)
         left, top = (nw - S_) // 2, (nh - S_) // 2
         rgb = rgb.crop((left, top, left + S_, top + S_))
-    return np.asarray(rgb, dtype=np.uint8)
+    return np.array(rgb, dtype=np.uint8)  # a writable copy, so torch.from_numpy is safe
 
 
 class CoverDataset(torch.utils.data.Dataset):

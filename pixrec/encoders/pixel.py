@@ -1,8 +1,9 @@
 """``pixel``: the offline default image encoder. No learned weights, real visual signal.
 
 No PyPI package ships pretrained CLIP / DINO / ResNet weights, so the default must carry visual
-signal without them. Per cover, in CIELAB (roughly perceptually uniform, so Euclidean distances
-mean something):
+signal without them. Each cover is decoded straight to a min(image_size, 64) px square (JPEG draft
+mode makes that cheap; the features need no more) and described in CIELAB (roughly perceptually
+uniform, so Euclidean distances mean something):
 
 - ``thumbnail``    8x8 Lab thumbnail (layout and colour), 192 dims;
 - ``colour_hist``  joint Lab histogram, 4 L x 5 a x 5 b bins, square-rooted (Hellinger), 100 dims;
@@ -34,7 +35,7 @@ THUMB = 8
 L_BINS, AB_BINS = 4, 5
 AB_EDGES = (-0.25, -0.08, 0.08, 0.25)  # a/128, b/128: strong -, weak -, neutral, weak +, strong +
 ORIENT_BINS, CELLS = 8, 2
-GRID = 64  # working resolution of the histograms
+GRID = 64  # working resolution: covers are decoded at min(image_size, GRID) px
 
 # linear sRGB -> XYZ (D65), rows X, Y, Z; divided by the D65 white point
 _RGB2XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
@@ -68,10 +69,11 @@ class PixelEncoder(ImageEncoder):
         self.name, self.arch = "pixel", None
         self.pca_dim = config.pca_dim
         self.source = WeightsSource("none", "none")
-        # squash, not crop: the whole cover counts; no normalisation (features are in Lab)
-        self.preprocess = Preprocess(size=config.image_size, resize=config.image_size, mode="squash",
-                                     interpolation="bilinear", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+        # Features need no more than GRID px: decoding at that size lets JPEG draft mode skip most
+        # of the work. Squash, not crop: the whole cover counts. No normalisation (Lab features).
         self.grid = min(GRID, config.image_size) // (2 * CELLS) * (2 * CELLS)
+        self.preprocess = Preprocess(size=self.grid, resize=self.grid, mode="squash",
+                                     interpolation="bilinear", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
         self.blocks = {
             "thumbnail": 3 * THUMB * THUMB,
             "colour_hist": L_BINS * AB_BINS * AB_BINS,
@@ -84,18 +86,16 @@ class PixelEncoder(ImageEncoder):
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, S, S) -> float32 (B, raw_dim): the four blocks, concatenated."""
         B, G = images.shape[0], self.grid
-        rgb = images.float().div_(255.0)
+        rgb = images.float().div_(255.0)  # (B, 3, G, G)
         lin = torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-        if lin.shape[-1] != G:
-            lin = F.adaptive_avg_pool2d(lin, G)  # area average in linear light
         lab = linear_to_lab(lin)  # (B, 3, G, G)
 
         thumb = F.adaptive_avg_pool2d(lab, THUMB).flatten(1)  # (B, 192)
         stats = torch.cat([lab.mean(dim=(2, 3)), lab.std(dim=(2, 3))], dim=1)  # (B, 6)
 
         L_idx = (lab[:, 0] * L_BINS).long().clamp_(0, L_BINS - 1)
-        a_idx = torch.bucketize(lab[:, 1], self._ab_edges)
-        b_idx = torch.bucketize(lab[:, 2], self._ab_edges)
+        a_idx = torch.bucketize(lab[:, 1].contiguous(), self._ab_edges)
+        b_idx = torch.bucketize(lab[:, 2].contiguous(), self._ab_edges)
         nbins = L_BINS * AB_BINS * AB_BINS
         bins = (L_idx * AB_BINS + a_idx) * AB_BINS + b_idx  # (B, G, G)
         bins = bins + torch.arange(B).view(B, 1, 1) * nbins

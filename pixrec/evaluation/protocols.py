@@ -18,7 +18,7 @@ from pixrec.evaluation.metrics import summarise
 from pixrec.scoring import Recommender
 
 FULL_METRICS = ["recall", "ndcg", "mrr"]
-SAMPLED_METRICS = ["recall", "ndcg", "mrr"]
+SAMPLED_METRICS = ["recall", "ndcg", "mrr"]  # at SAMPLED_KS; plus the poster's novelty_p
 SAMPLED_KS = [5, 10]  # the poster's cut-offs; part of the protocol's definition, not a tunable
 
 
@@ -82,6 +82,9 @@ def rank_full(
     if mask.shape[1] != n_items:
         raise ValueError(f"mask has {mask.shape[1]} items, {recommender.name} scores {n_items}")
     mask = sp.csr_matrix(mask)
+    if (mask.data == 0).any():  # an explicit zero is not "seen"
+        mask = mask.copy()
+        mask.eliminate_zeros()
     ranks = np.empty(len(users), dtype=np.int64)
     top = np.full((len(users), list_k), -1, dtype=np.int32) if list_k else None
     for s in range(0, len(users), batch_users):

@@ -18,6 +18,7 @@ def training_curve_png(history: list[Mapping], best_epoch: int | None = None) ->
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in rows]
     fig, (ax_loss, ax_ndcg) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
@@ -26,12 +27,14 @@ def training_curve_png(history: list[Mapping], best_epoch: int | None = None) ->
             (ax_loss, "loss", "training loss (BCE)", "tab:blue"),
             (ax_ndcg, "val_ndcg@10", "validation NDCG@10 (full ranking)", "tab:green"),
         ):
-            pts = [(e, r[key]) for e, r in zip(epochs, rows, strict=True) if isinstance(r.get(key), int | float)]
+            pts = [(e, r[key]) for e, r in zip(epochs, rows, strict=True)
+                   if isinstance(r.get(key), int | float)]
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", color=colour)
             if best_epoch is not None:
                 ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label="kept epoch")
                 ax.legend(loc="best", fontsize=8)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("epoch")
             ax.set_title(label, fontsize=10)
             ax.grid(alpha=0.3)

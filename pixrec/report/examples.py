@@ -33,7 +33,8 @@ class Thumb:
 
 
 class Thumbnails:
-    """Cover thumbnails by item_idx, decoded once each; a missing or corrupt cover is a labelled placeholder."""
+    """Cover thumbnails by item_idx, decoded once each; a missing or corrupt cover becomes a
+    labelled placeholder (never a broken <img>)."""
 
     def __init__(self, raw_dir: Path, items: pl.DataFrame, size: int) -> None:
         self.raw_dir = Path(raw_dir)
@@ -102,7 +103,8 @@ def test_items_of(data: SplitData) -> np.ndarray:
 
 
 def rank_users(rec: Recommender, data: SplitData, users: np.ndarray, k: int, block: int = 64) -> Ranked:
-    """Score ``users`` (U,) against the catalogue, train+valid masked; keep the top ``k`` and the test rank."""
+    """Score ``users`` (U,) against the catalogue, train+valid masked; keep the top ``k`` and the
+    test item's rank."""
     users = np.asarray(users, dtype=np.int64)
     test = test_items_of(data)[users]
     if (test < 0).any():
@@ -190,8 +192,8 @@ def _example(data: SplitData, ranked: Ranked, row: int, history: list[int], thum
         user_idx=user,
         user_id=str(data.users[S.USER_ID][user]),
         history=[thumbs(i) for i in history],
-        top=[(thumbs(i), float(s)) for i, s in zip(ranked.top[row].tolist(), ranked.top_scores[row].tolist(),
-                                                  strict=True)],
+        top=[(thumbs(i), s) for i, s in zip(ranked.top[row].tolist(), ranked.top_scores[row].tolist(),
+                                            strict=True) if np.isfinite(s)],  # masked items never shown
         heldout=thumbs(item),
         heldout_rank=int(ranked.test_rank[row]),
         heldout_score=float(ranked.test_score[row]),
@@ -226,8 +228,9 @@ def best_case_user(
             best = best[test_items_of(data)[best] >= 0]
             if len(best):
                 scores = rec.score(best, test_items_of(data)[best][:, None])[:, 0]
+                n = rows[S.USER_IDX].n_unique()
                 return int(best[np.argmax(scores)]), (
-                    f"best rank among the {rows.height:,} test users of the evaluator's full-ranking results")
+                    f"best rank among the {n:,} test users of the evaluator's full-ranking results")
     order = np.lexsort((-ranked.test_score, ranked.test_rank))
     return int(ranked.users[order[0]]), f"best rank among the {len(ranked.users):,} sampled test users"
 

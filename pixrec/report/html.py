@@ -14,7 +14,7 @@ from pixrec.report.examples import Example, Examples, Thumb
 from pixrec.report.tables import Table, fmt
 
 CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1200px;
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1240px;
   padding:0 1rem;color:#222;line-height:1.45}
 h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2.2rem}
 .banner{background:#fff6d6;border:1px solid #e8d48a;padding:.6rem .9rem;border-radius:6px}
@@ -25,11 +25,11 @@ thead th{background:#f2f2f2} tbody th{text-align:left;font-weight:500;white-spac
 tr[data-row=fusion] th,tr[data-row=full] th{font-weight:700}
 .note{color:#555;font-size:.9rem;margin:.25rem 0}
 .example{border:1px solid #e2e2e2;border-radius:8px;padding:.6rem .9rem;margin:1rem 0}
-.strip{display:flex;flex-wrap:wrap;gap:.5rem;align-items:flex-start;margin:.4rem 0}
-.strip .label{width:7.5rem;font-size:.85rem;color:#555;padding-top:2.2rem}
-figure.item{margin:0;width:104px;text-align:center;font-size:.72rem;border:3px solid transparent;
-  border-radius:6px;padding:2px}
-figure.item img{width:96px;height:96px;object-fit:cover;border-radius:4px;background:#eee}
+.strip{display:flex;flex-wrap:wrap;gap:.4rem;align-items:flex-start;margin:.4rem 0}
+.strip .label{width:6rem;font-size:.8rem;color:#555;padding-top:1.8rem}
+figure.item{margin:0;width:92px;box-sizing:border-box;text-align:center;font-size:.7rem;
+  border:3px solid transparent;border-radius:6px;padding:2px}
+figure.item img{width:80px;height:80px;object-fit:cover;border-radius:4px;background:#eee}
 figure.item figcaption{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 figure.heldout{border-color:#1f9d55;background:#eaf7ef}
 figure.distractor{border-color:#c0392b;background:#fbeeee}
@@ -73,36 +73,39 @@ def table_html(table: Table) -> str:
             f"<tbody>{''.join(body)}</tbody></table>{notes}")
 
 
-def figure(thumb: Thumb, caption: str, cls: str = "", heldout: bool = False) -> str:
+def figure(thumb: Thumb, caption: str, cls: str = "", heldout: bool = False, role: str = "") -> str:
     title = thumb.title or thumb.item_id
     tooltip = f"{thumb.item_id} · {thumb.tag} · {title}" + (f" ({thumb.note})" if thumb.note else "")
-    mark = ' data-heldout="1"' if heldout else ""
+    mark = (' data-heldout="1"' if heldout else "") + (f' data-list="{role}"' if role else "")
     return (f'<figure class="item {cls}" data-item="{escape(thumb.item_id)}"{mark} title="{escape(tooltip)}">'
             f'<img src="{data_uri(thumb.jpeg, "image/jpeg")}" alt="{escape(title)}">'
             f"<figcaption>{caption}</figcaption></figure>")
 
 
 def example_html(ex: Example, k: int, extra_class: str = "") -> str:
-    history = "".join(figure(t, escape(short(t.title or t.item_id, 16))) for t in ex.history)
+    history = "".join(figure(t, escape(short(t.title or t.item_id, 16)), role="history")
+                      for t in ex.history)
     top = []
     for pos, (t, score) in enumerate(ex.top, start=1):
         held = t.item_idx == ex.heldout.item_idx
         cap = (f'<span class="pos">#{pos}</span> {escape(short(t.title or t.item_id, 12))}'
                f'<br>{fmt(score)}' + ('<br><span class="badge">held out</span>' if held else ""))
-        top.append(figure(t, cap, "heldout" if held else "", heldout=held))
+        top.append(figure(t, cap, "heldout" if held else "", heldout=held, role="top"))
     cold = " (cold item)" if ex.heldout_cold else ""
     status = (f"held-out item{cold} ranked <b>#{ex.heldout_rank:,}</b> "
               + ("— in the top-" + str(k) if ex.hit else f"— not in the top-{k}"))
     missing = ""
     if not ex.hit:
-        cap = (f'<span class="pos">#{ex.heldout_rank:,}</span> {escape(short(ex.heldout.title or ex.heldout.item_id, 12))}'
+        name = escape(short(ex.heldout.title or ex.heldout.item_id, 12))
+        cap = (f'<span class="pos">#{ex.heldout_rank:,}</span> {name}'
                f'<br>{fmt(ex.heldout_score)}<br><span class="badge">held out</span>')
         missing = (f'<div class="strip"><span class="label">held-out item</span>'
-                   f'{figure(ex.heldout, cap, "heldout", heldout=True)}</div>')
+                   f'{figure(ex.heldout, cap, "heldout", heldout=True, role="heldout")}</div>')
     return (f'<div class="example {extra_class}" data-user="{escape(ex.user_id)}" '
             f'data-heldout-item="{escape(ex.heldout.item_id)}" data-heldout-rank="{ex.heldout_rank}">'
             f"<h3>User {escape(ex.user_id)}: {status}</h3>"
-            f'<div class="strip"><span class="label">recent history<br>(oldest → newest)</span>{history}</div>'
+            '<div class="strip"><span class="label">recent history<br>(oldest → newest)</span>'
+            f"{history}</div>"
             f'<div class="strip"><span class="label">fusion top-{k}<br>(score)</span>{"".join(top)}</div>'
             f"{missing}</div>")
 
@@ -123,11 +126,13 @@ def examples_html(exs: Examples) -> str:
     if d is not None:
         t = d.thumb
         parts.append(
-            f'<h2 id="worst-distractor">Worst distractor</h2><div class="strip" data-distractor="{escape(t.item_id)}">'
+            '<h2 id="worst-distractor">Worst distractor</h2>'
+            f'<div class="strip" data-distractor="{escape(t.item_id)}">'
             f'{figure(t, escape(short(t.title or t.item_id, 16)), "distractor")}'
-            f'<p class="note" style="max-width:40rem">Item <b>{escape(t.item_id)}</b> ({escape(t.tag or "no tag")}: '
-            f"{escape(t.title or 'no title')}) is in the fusion top-{exs.k} of <b>{d.n_lists:,}</b> of the "
-            f"{d.n_users:,} sampled test users, none of whom ever interacted with it. It has "
+            f'<p class="note" style="max-width:40rem">Item <b>{escape(t.item_id)}</b> '
+            f'({escape(t.tag or "no tag")}: '
+            f"{escape(t.title or 'no title')}) is in the fusion top-{exs.k} lists of <b>{d.n_lists:,}</b> "
+            f"sampled test users (of {d.n_users:,}) who never interacted with it. It has "
             f"{d.train_popularity:,} training interactions (popularity rank {d.popularity_rank:,} of "
             f"{d.n_items:,} items).</p></div>"
         )
@@ -136,7 +141,8 @@ def examples_html(exs: Examples) -> str:
 
 def kv_html(data: dict) -> str:
     rows = [(k, v) for k, value in data.items() if (v := scalar(value)) is not None]
-    return '<dl class="kv">' + "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(v)}</dd>" for k, v in rows) + "</dl>"
+    items = "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(v)}</dd>" for k, v in rows)
+    return f'<dl class="kv">{items}</dl>'
 
 
 def render_html(c: ReportContent) -> str:

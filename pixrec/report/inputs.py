@@ -85,7 +85,8 @@ def dataset_label(raw_dir: Path) -> tuple[str, bool]:
         return label, synthetic
     if synthetic:
         details = [f"{k} {v}" for k in ("preset", "seed") if (v := _find(info, k)) is not None]
-        return "built-in synthetic PixelRec-like dataset" + (f" ({', '.join(details)})" if details else ""), True
+        suffix = f" ({', '.join(details)})" if details else ""
+        return f"built-in synthetic PixelRec-like dataset{suffix}", True
     if source == "local":
         where = _find(info, "local_dir") or _find(info, "path")
         return "user-supplied PixelRec copy" + (f" ({where})" if where else ""), False

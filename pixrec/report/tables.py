@@ -97,8 +97,13 @@ def ordered(keys: list[str], preferred: list[str]) -> list[str]:
 
 
 def _user_counts(metrics: Mapping[str, Mapping], protocol: str) -> str:
-    counts = sorted({int(n) for m in metrics.values() if isinstance(m.get(protocol), Mapping)
-                     if (n := number(m[protocol].get("n_users"))) is not None})
+    """The "N test users" of a caption, from each model's ``n_users`` or a top-level
+    ``{"n_users": {protocol: N}}``; a range when models differ."""
+    values = [m[protocol].get("n_users") for m in metrics.values()
+              if isinstance(m, Mapping) and isinstance(m.get(protocol), Mapping)]
+    if isinstance(metrics.get("n_users"), Mapping):
+        values.append(metrics["n_users"].get(protocol))
+    counts = sorted({int(n) for v in values if (n := number(v)) is not None})
     if not counts:
         return ""
     return f"{counts[0]:,} test users" if len(counts) == 1 else f"{counts[0]:,}–{counts[-1]:,} test users"

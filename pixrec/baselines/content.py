@@ -1,0 +1,63 @@
+"""Content-only nearest neighbours: the baseline that can rank cold items.
+
+Each usable embedding side (image, text) is L2-normalised per item and the sides are concatenated
+(an item missing one side gets zeros there), then re-normalised; a user's profile is the mean of
+their training items' vectors; score = cosine(profile, item) for every item, cold ones included.
+Items with no usable content on any side are unrankable (-inf).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pixrec.baselines.base import BASELINES, Baseline, Embeddings
+from pixrec.data.dataset import SplitData
+
+
+def _unit_rows(v: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """float (I, d), bool (I,) -> float32 (I, d): rows scaled to unit norm where ``ok``, else 0."""
+    norms = np.linalg.norm(v, axis=1)
+    ok = ok & (norms > 0)
+    return np.where(ok[:, None], v / np.where(ok, norms, 1.0)[:, None], 0.0).astype(np.float32)
+
+
+@BASELINES.register("content_knn")
+class ContentKNN(Baseline):
+    """Cosine between the user's mean training-item content vector and every item's vector."""
+
+    def __init__(self, data: SplitData, embeddings: Embeddings | None, rng: np.random.Generator):
+        if not embeddings:
+            raise ValueError(
+                "content_knn needs item embeddings (data/embeddings/<side>/); run the embed stages "
+                "or drop 'content_knn' from eval.baselines"
+            )
+        n = data.n_items
+        parts, usable = [], np.zeros(n, dtype=bool)
+        for side in sorted(embeddings):
+            vectors, mask = embeddings[side]
+            vectors, mask = np.asarray(vectors, dtype=np.float32), np.asarray(mask, dtype=bool)
+            if vectors.ndim != 2 or vectors.shape[0] != n or mask.shape != (n,):
+                raise ValueError(
+                    f"content_knn: {side} embeddings {vectors.shape} / mask {mask.shape} do not match "
+                    f"the {n} items of the split; re-run the embed stage on this split"
+                )
+            ok = mask & np.isfinite(vectors).all(axis=1)
+            if ok.any():
+                parts.append(_unit_rows(vectors, ok))
+                usable |= ok & (np.linalg.norm(vectors, axis=1) > 0)
+        if not parts:
+            raise ValueError("content_knn: no side has any usable item embedding")
+        self.n_items = n
+        self.unrankable = ~usable
+        self.items = _unit_rows(np.concatenate(parts, axis=1), usable)  # (I, d)
+        x = data.train_matrix.astype(np.float32)  # (U, I)
+        profiles = np.asarray(x @ self.items)  # (U, d): sum, the mean's direction
+        self.profiles = _unit_rows(profiles, np.ones(len(profiles), dtype=bool))
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        p = self.profiles[np.asarray(users)]  # (B, d)
+        s = np.einsum("bd,bcd->bc", p, self.items[np.asarray(items)])  # (B, C)
+        return np.where(self.unrankable[items], np.float32(-np.inf), s).astype(np.float32)
+
+    def score_all(self, users: np.ndarray) -> np.ndarray:
+        return self._finish(self.profiles[np.asarray(users)] @ self.items.T)  # (B, I)

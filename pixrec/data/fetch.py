@@ -1,0 +1,257 @@
+"""HTTP(S) download with resume and sha256 verification, and safe archive extraction.
+
+Why this much care: PixelRec's files are large and come from file-sharing hosts whose connections
+drop. A transfer continues from a ``<name>.part`` file with an HTTP ``Range`` request (guarded by
+``If-Range`` so a changed remote file restarts from zero instead of splicing two versions), retries
+with bounded back-off, and is renamed onto its final name only once complete and verified, so a
+half-downloaded file is never mistaken for a finished one. Archives are extracted member by member
+after checking every name, so an archive cannot write outside its destination.
+
+Errors are :class:`DownloadError` (a ``ValueError``, so stages report it in one line) naming the URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+CHUNK = 1 << 20
+RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
+
+
+class DownloadError(ValueError):
+    """A download or extraction that cannot succeed; the message names the URL or archive."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A completed, verified download."""
+
+    url: str
+    path: Path
+    sha256: str
+    bytes: int
+    resumed_from: int  # bytes already on disk when the last successful request started
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _validator(headers) -> str | None:
+    """The value for ``If-Range``: a strong ETag, else Last-Modified."""
+    etag = headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return headers.get("Last-Modified")
+
+
+def _total_from(resp, offset: int) -> int | None:
+    """Full size of the remote file from Content-Range (206) or Content-Length (200)."""
+    if resp.status == 206:
+        content_range = resp.headers.get("Content-Range", "")  # bytes START-END/TOTAL
+        total = content_range.rpartition("/")[2]
+        return int(total) if total.isdigit() else None
+    length = resp.headers.get("Content-Length")
+    return int(length) if length and length.isdigit() else None
+
+
+def download(url: str, dest: Path, sha256: str | None = None, *, retries: int = 5, timeout: float = 30.0,
+             backoff: float = 0.5) -> Fetched:
+    """Download ``url`` to ``dest``, resuming ``dest.part`` if present; verify ``sha256`` if given.
+
+    ``retries`` bounds the attempts after a dropped connection, timeout or 5xx (each resumes where
+    the last stopped); a 4xx other than 408/429 fails at once. On a digest mismatch the file is
+    removed and the error names the URL and both digests. A ``dest`` that already has the expected
+    digest is not fetched again. ``file://`` URLs and plain paths are copied.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if sha256 and dest.is_file() and sha256_file(dest) == sha256.strip().lower():
+        size = dest.stat().st_size  # finished and verified by an earlier run that failed later on
+        return Fetched(url, dest, sha256.strip().lower(), size, size)
+    if url.startswith("file://") or "://" not in url:
+        return _copy_local(url, dest, sha256)
+    if not url.lower().startswith(("http://", "https://")):
+        raise DownloadError(f"{url}: unsupported URL scheme (use http://, https:// or file://)")
+    part = dest.with_name(dest.name + ".part")
+    meta = dest.with_name(dest.name + ".part.json")  # remembers the validator for If-Range
+    last_error: str = "no attempt made"
+    resumed_from = 0
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(min(backoff * 2 ** (attempt - 1), 10.0))
+        offset = part.stat().st_size if part.exists() else 0
+        headers = {"User-Agent": "pixrec-download/1", "Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            saved = json.loads(meta.read_text()) if meta.exists() else {}
+            if saved.get("url") == url and saved.get("validator"):
+                headers["If-Range"] = saved["validator"]
+        try:
+            request = urllib.request.Request(url, headers=headers)
+            with urllib.request.urlopen(request, timeout=timeout) as resp:
+                if resp.status == 200 and offset:
+                    offset = 0  # server ignored the range or the file changed: start again
+                total = _total_from(resp, offset)
+                meta.write_text(json.dumps({"url": url, "validator": _validator(resp.headers)}))
+                resumed_from = offset
+                with open(part, "r+b" if offset else "wb") as f:
+                    f.seek(offset)
+                    f.truncate()
+                    while chunk := resp.read(CHUNK):
+                        f.write(chunk)
+            size = part.stat().st_size
+            if total is not None and size < total:
+                last_error = f"connection closed after {size} of {total} bytes"
+                continue
+            break
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and offset:  # range not satisfiable: .part may already be complete
+                total = exc.headers.get("Content-Range", "").rpartition("/")[2]
+                if total.isdigit() and int(total) == offset:
+                    break
+                part.unlink(missing_ok=True)
+                last_error = f"HTTP 416 for a resume at byte {offset}; restarting"
+                continue
+            if exc.code not in RETRYABLE_HTTP:
+                raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}; check the URL in params.yaml "
+                                    "(data.url)") from None
+            last_error = f"HTTP {exc.code} {exc.reason}"
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            last_error = f"{type(exc).__name__}: {reason}"
+    else:
+        raise DownloadError(f"{url}: download failed after {retries + 1} attempts ({last_error}); "
+                            f"{part.stat().st_size if part.exists() else 0} bytes kept in {part} for a "
+                            "later resume")
+    try:
+        actual = verify_sha256(part, sha256, url)
+    finally:
+        meta.unlink(missing_ok=True)
+    os.replace(part, dest)
+    return Fetched(url, dest, actual, dest.stat().st_size, resumed_from)
+
+
+def _copy_local(url: str, dest: Path, sha256: str | None) -> Fetched:
+    src = Path(urllib.request.url2pathname(url[len("file://"):]) if url.startswith("file://") else url)
+    if not src.is_file():
+        raise DownloadError(f"{url}: file not found")
+    tmp = dest.with_name(dest.name + ".part")
+    shutil.copyfile(src, tmp)
+    actual = verify_sha256(tmp, sha256, url)
+    os.replace(tmp, dest)
+    return Fetched(url, dest, actual, dest.stat().st_size, 0)
+
+
+def verify_sha256(path: Path, expected: str | None, url: str) -> str:
+    """Return the file's sha256; if it differs from ``expected`` remove the file and raise."""
+    actual = sha256_file(path)
+    if expected and actual != expected.strip().lower():
+        Path(path).unlink(missing_ok=True)
+        raise DownloadError(f"{url}: sha256 mismatch: expected {expected.strip().lower()}, got {actual}; "
+                            "the file was removed. Fix the URL or the *_sha256 value in params.yaml")
+    return actual
+
+
+# --- archives ----------------------------------------------------------------------------------------
+def archive_kind(path: Path) -> str | None:
+    """``zip``, ``tar`` (any compression tarfile reads), ``7z`` or None, by content not by name."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return "7z"
+    if zipfile.is_zipfile(path):
+        return "zip"
+    try:
+        if tarfile.is_tarfile(path):
+            return "tar"
+    except (OSError, EOFError, tarfile.TarError):
+        pass
+    return None
+
+
+def _safe_name(name: str, archive: Path) -> PurePosixPath | None:
+    """The member's relative path, None for a directory entry; raises on absolute or ``..`` paths."""
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if pure.is_absolute() or (pure.parts and ":" in pure.parts[0]) or ".." in pure.parts:
+        raise DownloadError(f"{archive}: member {name!r} would be written outside the destination; "
+                            "refusing to extract this archive")
+    parts = [p for p in pure.parts if p not in ("", ".")]
+    return PurePosixPath(*parts) if parts else None
+
+
+def extract(archive: Path, dest: Path) -> list[Path]:
+    """Extract the regular files of a zip / tar(.gz/.bz2/.xz) / 7z archive under ``dest``.
+
+    Every member name is checked before anything is written; links and devices are skipped (a link
+    could point outside ``dest``). Returns the extracted file paths.
+    """
+    archive, dest = Path(archive), Path(dest)
+    kind = archive_kind(archive)
+    dest.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(archive) as zf:
+                members = [(m, _safe_name(m.filename, archive)) for m in zf.infolist()]
+                for info, rel in members:
+                    if rel is None or info.is_dir():
+                        continue
+                    target = dest / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(info) as src, open(target, "wb") as out:
+                        shutil.copyfileobj(src, out, CHUNK)
+                    written.append(target)
+        elif kind == "tar":
+            with tarfile.open(archive, "r:*") as tf:
+                for info in tf:
+                    rel = _safe_name(info.name, archive)
+                    if rel is None or not info.isfile():
+                        continue
+                    target = dest / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    src = tf.extractfile(info)
+                    assert src is not None
+                    with src, open(target, "wb") as out:
+                        shutil.copyfileobj(src, out, CHUNK)
+                    written.append(target)
+        elif kind == "7z":
+            import py7zr
+
+            with py7zr.SevenZipFile(archive, "r") as zf:
+                infos = zf.list()
+                wanted = []
+                for info in infos:
+                    rel = _safe_name(info.filename, archive)
+                    if rel is None or not info.is_file or info.is_symlink:
+                        continue
+                    wanted.append(info.filename)
+                zf.extract(path=dest, targets=wanted)
+            written = [dest / PurePosixPath(n.replace("\\", "/")) for n in wanted]
+        else:
+            raise DownloadError(f"{archive}: not a zip, tar or 7z archive")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+        raise DownloadError(f"{archive}: cannot extract ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("py7zr"):
+            raise DownloadError(f"{archive}: cannot extract ({type(exc).__name__}: {exc})") from None
+        raise
+    return written
+
+
+__all__ = ["DownloadError", "Fetched", "archive_kind", "download", "extract", "sha256_file", "verify_sha256"]

@@ -1,0 +1,30 @@
+"""download stage: ``data.*`` -> ``data/raw`` in PixelRec layout (synthetic, local copy or URLs)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from pixrec.data.sources import DataConfig, materialise
+from stages._params import fail_cleanly, load_sections
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+@fail_cleanly
+def main(
+    out: Path = typer.Option(Path("data/raw"), help="output directory (replaced atomically)"),
+    params: Path = typer.Option(Path("params.yaml")),
+) -> None:
+    config = DataConfig.from_params(load_sections(params, "data")["data"])
+    summary = materialise(config, out)
+    for warning in summary.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    typer.echo(" ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, dict | list)))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,87 @@
+"""A real HTTP server on 127.0.0.1 for download tests: serves a directory, honours Range / If-Range,
+and can drop the connection after N bytes of a file's first response (a flaky file-sharing host)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import socket
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Server:
+    root: Path
+    port: int = 0
+    drop_after: dict[str, int] = field(default_factory=dict)  # name -> bytes sent before closing, once
+    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (name, Range header)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{urllib.parse.quote(name)}"
+
+
+def _handler(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep pytest output clean
+            pass
+
+        def do_GET(self) -> None:
+            name = urllib.parse.unquote(self.path.lstrip("/"))
+            server.requests.append((name, self.headers.get("Range")))
+            path = server.root / name
+            if not path.is_file() or ".." in Path(name).parts:
+                self.send_error(404, "Not Found")
+                return
+            data = path.read_bytes()
+            etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+            start = 0
+            ranged = self.headers.get("Range", "")
+            if_range = self.headers.get("If-Range")
+            if ranged.startswith("bytes=") and (if_range is None or if_range == etag):
+                start = int(ranged[len("bytes="):].split("-")[0])
+                if start >= len(data):
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(data)}")
+                    self.end_headers()
+                    return
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", str(len(data) - start))
+            self.send_header("ETag", etag)
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            body = data[start:]
+            cut = server.drop_after.pop(name, None)
+            if cut is not None:  # send part of the body, then drop the connection
+                self.wfile.write(body[:cut])
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            self.wfile.write(body)
+
+    return Handler
+
+
+@contextmanager
+def serve(root: Path) -> Iterator[Server]:
+    """Serve ``root`` on an ephemeral loopback port from a background thread."""
+    server = Server(Path(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(server))
+    server.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)

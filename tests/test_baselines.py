@@ -1,0 +1,232 @@
+"""Baselines against brute-force dense references (loops allowed here) and hand-built toy splits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from toy_split import make_split, random_split
+
+from pixrec.baselines import BASELINES, MemoryBudgetError, make_baseline, preflight_baseline
+from pixrec.baselines.ease import ease_memory_bytes
+from pixrec.baselines.neighbours import top_k_per_row
+from pixrec.evaluation.protocols import rank_full
+from pixrec.registry import UnknownNameError
+
+ID_ONLY = ["most_popular", "item_knn", "user_knn", "ease"]
+PARAMS = {"knn_neighbours": 3, "ease_lambda": 2.0, "ease_max_gib": 1.0}
+
+
+def fit(name, data, embeddings=None, **over):
+    return make_baseline(name, data, embeddings, np.random.default_rng(0), **{**PARAMS, **over})
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """40 users, 30 items, the last 4 items only in valid/test (cold)."""
+    return random_split(40, 30, n_cold=4, seed=3)
+
+
+def dense_x(data) -> np.ndarray:
+    return data.train_matrix.toarray().astype(np.float64)
+
+
+def cosine(a: np.ndarray) -> np.ndarray:
+    """Row-wise cosine of a dense binary matrix, zero rows -> 0."""
+    norms = np.sqrt((a * a).sum(axis=1))
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    return (a * inv[:, None]) @ (a * inv[:, None]).T
+
+
+def ref_top_k(values: np.ndarray, k: int) -> tuple[list[int], bool]:
+    """Indices of the k largest positive values (ties: lower index), and whether a near-tie straddles
+    the cut (then another valid choice exists, and float rounding may pick it)."""
+    pos = [j for j in range(len(values)) if values[j] > 1e-9]
+    pos.sort(key=lambda j: (-round(values[j], 6), j))
+    ambiguous = len(pos) > k and abs(values[pos[k - 1]] - values[pos[k]]) < 1e-6
+    return pos[:k], ambiguous
+
+
+def test_registry_names_and_unknown():
+    assert set(BASELINES.names()) >= {"random", "most_popular", "item_knn", "user_knn", "ease",
+                                      "content_knn"}
+    with pytest.raises(UnknownNameError, match="valid names are"):
+        make_baseline("slim", make_split(2, 2, [(0, 0)]), None, np.random.default_rng(0))
+
+
+def test_random_is_seeded_and_block_deterministic(toy):
+    a, b = fit("random", toy), fit("random", toy)
+    users = np.array([0, 5, 7])
+    np.testing.assert_array_equal(a.score_all(users), b.score_all(users))  # same seed, same scores
+    np.testing.assert_array_equal(a.score_all(users), a.score_all(users))  # no hidden state
+    assert not np.array_equal(a.score_all(users)[:1], a.score_all(np.array([1]))), "per-user draws"
+    other = make_baseline("random", toy, None, np.random.default_rng(1))
+    assert not np.array_equal(a.score_all(users), other.score_all(users))
+    s = a.score_all(users)
+    assert s.dtype == np.float32 and ((s >= 0) & (s < 1)).all()
+
+
+def test_most_popular_uses_training_counts_only():
+    # item 3 is the test item of five users: with test data it would be the most popular (6 > 3)
+    train = [(0, 1), (1, 1), (2, 1), (0, 2), (1, 2), (5, 3), (4, 0)]
+    test = [(u, 3) for u in range(5)]
+    data = make_split(6, 5, train, test=test)
+    mp = fit("most_popular", data)
+    s = mp.score_all(np.array([0]))[0]
+    np.testing.assert_array_equal(s[:4], [1, 3, 2, 1])  # training counts
+    assert s[4] == -np.inf  # never trained: cold, unrankable
+    ranks = rank_full(mp, np.arange(5), np.full(5, 3), sp.csr_matrix((6, 5))).ranks
+    # item 3 ties item 0 (1 training interaction each) behind items 1 and 2: pessimistic rank 4
+    np.testing.assert_array_equal(ranks, [4, 4, 4, 4, 4])
+    assert np.all(ranks > 1), "test interactions leaked into popularity"
+
+
+def test_top_k_per_row_ties_to_lower_column():
+    m = sp.csr_matrix(np.array([[0.5, 0.75, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]], np.float32))
+    kept = top_k_per_row(m, 2).toarray()
+    np.testing.assert_array_equal(kept, [[0.5, 0.75, 0, 0, 0], [0, 0, 0, 0, 0]])
+
+
+@pytest.mark.parametrize("k", [3, 100])
+def test_item_knn_matches_dense_reference(toy, k):
+    x = dense_x(toy)
+    sim = cosine(x.T)
+    np.fill_diagonal(sim, 0.0)
+    model = fit("item_knn", toy, knn_neighbours=k)
+    lib = model.sim.toarray()
+    checked = 0
+    for i in range(toy.n_items):  # each item's kept neighbours, by brute force
+        keep, ambiguous = ref_top_k(sim[i], k)
+        lib_row = np.flatnonzero(lib[i])
+        if ambiguous:  # equal similarities at the cut: any choice is right, values must agree
+            np.testing.assert_allclose(np.sort(lib[i][lib_row]), np.sort(sim[i][keep]), rtol=1e-5)
+            continue
+        assert sorted(lib_row.tolist()) == sorted(keep)
+        np.testing.assert_allclose(lib[i][keep], sim[i][keep], rtol=1e-5)
+        checked += 1
+    assert checked > toy.n_items // 2
+    users = np.arange(toy.n_users)
+    expected = x @ lib  # scoring = user row @ pruned similarity
+    expected[:, toy.cold_items] = -np.inf
+    np.testing.assert_allclose(model.score_all(users), expected, rtol=1e-5, atol=1e-6)
+    if k >= toy.n_items:  # nothing pruned: the whole reference
+        ref = x @ sim
+        ref[:, toy.cold_items] = -np.inf
+        np.testing.assert_allclose(model.score_all(users), ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [3, 100])
+def test_user_knn_matches_dense_reference(toy, k):
+    x = dense_x(toy)
+    sim = cosine(x)
+    np.fill_diagonal(sim, 0.0)
+    model = fit("user_knn", toy, knn_neighbours=k)
+    users = np.arange(toy.n_users)
+    nb = model.neighbours(users).toarray()
+    ref_w = np.zeros_like(sim)
+    for u in users:  # brute-force neighbours per user
+        keep, ambiguous = ref_top_k(sim[u], k)
+        if ambiguous:
+            got = np.flatnonzero(nb[u])
+            np.testing.assert_allclose(np.sort(nb[u][got]), np.sort(sim[u][keep]), rtol=1e-5)
+            ref_w[u] = nb[u]  # either tie choice is right; use the one made
+        else:
+            assert sorted(np.flatnonzero(nb[u]).tolist()) == sorted(keep)
+            ref_w[u, keep] = sim[u, keep]
+        assert nb[u, u] == 0, "a user is never their own neighbour"
+    ref = ref_w @ x
+    ref[:, toy.cold_items] = -np.inf
+    np.testing.assert_allclose(model.score_all(users), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_ease_matches_closed_form(toy):
+    lam = 2.0
+    x = dense_x(toy)
+    p = np.linalg.inv(x.T @ x + lam * np.eye(toy.n_items))
+    b = np.eye(toy.n_items) - p / np.diag(p)[None, :]  # Steck 2019, eq. 8
+    np.fill_diagonal(b, 0.0)
+    ref = x @ b
+    ref[:, toy.cold_items] = -np.inf
+    model = fit("ease", toy, ease_lambda=lam)
+    np.testing.assert_allclose(model.score_all(np.arange(toy.n_users)), ref, rtol=1e-4, atol=1e-6)
+
+
+def test_ease_refuses_over_budget_with_advice(toy):
+    budget = ease_memory_bytes(toy.n_items) / 2**30 / 2  # half of what it needs
+    with pytest.raises(MemoryBudgetError) as err:
+        fit("ease", toy, ease_max_gib=budget)
+    msg = str(err.value)
+    assert "eval.ease_max_gib" in msg and "GiB" in msg and "Remove 'ease'" in msg
+    with pytest.raises(MemoryBudgetError):  # the evaluator's pre-fit check says the same
+        preflight_baseline("ease", toy, **{**PARAMS, "ease_max_gib": budget})
+    # PixelRec50K: ~51 GiB, far over the default budget
+    assert ease_memory_bytes(82_865) / 2**30 == pytest.approx(51.16, abs=0.01)
+
+
+def toy_embeddings(data, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    img = rng.standard_normal((data.n_items, d)).astype(np.float32)
+    txt = rng.standard_normal((data.n_items, d + 2)).astype(np.float32)
+    img_mask = np.ones(data.n_items, bool)
+    txt_mask = np.ones(data.n_items, bool)
+    img_mask[0] = False  # item 0: text only
+    img_mask[1] = txt_mask[1] = False  # item 1: no content at all
+    return {"image": (img, img_mask), "text": (txt, txt_mask)}
+
+
+def test_content_knn_matches_hand_computation(toy):
+    emb = toy_embeddings(toy)
+    model = fit("content_knn", toy, emb)
+    (img, im), (txt, tm) = emb["image"], emb["text"]
+    unit = lambda v: v / np.linalg.norm(v)  # noqa: E731
+    vecs = np.zeros((toy.n_items, img.shape[1] + txt.shape[1]))
+    for i in range(toy.n_items):  # reference loop: per-side unit vectors, concatenated, unit again
+        parts = [unit(img[i]) if im[i] else np.zeros(img.shape[1]),
+                 unit(txt[i]) if tm[i] else np.zeros(txt.shape[1])]
+        v = np.concatenate(parts)
+        vecs[i] = unit(v) if (im[i] or tm[i]) else 0.0
+    x = dense_x(toy)
+    users = np.arange(toy.n_users)
+    for u in users[:10]:
+        profile = vecs[x[u] > 0].mean(axis=0)
+        expected = vecs @ profile / np.linalg.norm(profile)
+        expected[1] = -np.inf  # no usable content
+        np.testing.assert_allclose(model.score_all(np.array([u]))[0], expected, rtol=1e-5, atol=1e-6)
+    cand = np.array([[1, 0, 2, toy.n_items - 1]] * 3)
+    np.testing.assert_allclose(model.score(users[:3], cand),
+                               np.take_along_axis(model.score_all(users[:3]), cand, axis=1), rtol=1e-6)
+
+
+def test_content_knn_needs_embeddings(toy):
+    with pytest.raises(ValueError, match="needs item embeddings"):
+        fit("content_knn", toy, None)
+
+
+@pytest.mark.parametrize("name", ID_ONLY)
+def test_cold_targets_rank_behind_every_rankable_item_for_id_only(toy, name):
+    model = fit(name, toy)
+    cold = toy.cold_items[toy.test.items]
+    users, targets = toy.test.users[cold], toy.test.items[cold]
+    assert len(users) > 3
+    s = model.score_all(users)
+    assert np.isneginf(s[:, toy.cold_items]).all()
+    ranks = rank_full(model, users, targets, toy.seen_matrix).ranks
+    n_unmasked = toy.n_items - np.diff(toy.seen_matrix[users].indptr)
+    np.testing.assert_array_equal(ranks, n_unmasked)  # last: every unmasked item counts against it
+    assert ranks.min() > 20
+
+
+def test_content_knn_reaches_cold_items():
+    # user 0 trained on items 0, 1 (content along e0); cold item 3 has the same content
+    data = make_split(2, 5, [(0, 0), (0, 1), (1, 2), (1, 4)], test=[(0, 3)])
+    vec = np.array([[1, 0], [1, 0.1], [0, 1], [1, 0.05], [0.2, 1]], np.float32)
+    model = fit("content_knn", data, {"text": (vec, np.ones(5, bool))})
+    assert data.cold_items[3]
+    rank = rank_full(model, np.array([0]), np.array([3]), data.seen_matrix).ranks
+    assert rank.tolist() == [1]
+
+
+def test_make_baseline_passes_only_declared_params(toy):
+    # random declares none of the eval keys; item_knn only knn_neighbours; an extra key is ignored
+    fit("random", toy, knn_neighbours=5, unrelated=1)
+    assert fit("item_knn", toy, knn_neighbours=1).sim.getnnz(axis=1).max() <= 1

@@ -1,0 +1,247 @@
+"""The download stage's three sources, against real files, a real HTTP server and a real DVC repo."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import polars as pl
+import py7zr
+import pytest
+import yaml
+from dvc_repo import ROOT, make_dvc_repo, run_dvc, set_params
+from http_server import serve
+
+from pixrec import schema as S
+from pixrec.config import ConfigError
+from pixrec.data.fetch import DownloadError, download, extract
+from pixrec.data.sources import DataConfig, SourceError, materialise
+from pixrec.data.split import SplitConfig, split_raw
+from pixrec.registry import UnknownNameError
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def covers_of(raw: Path) -> dict[str, str]:
+    return {p.name: sha(p) for p in sorted((raw / S.RAW_COVERS).iterdir())}
+
+
+def make_archive(kind: str, covers: Path, out: Path) -> Path:
+    """Cover archives as users meet them: nested in a top-level folder (zip, tar.gz) or flat (7z)."""
+    files = sorted(covers.iterdir())
+    if kind == "zip":
+        path = out / "covers.zip"
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("__MACOSX/._junk.jpg", b"junk")
+            for f in files:
+                zf.write(f, f"covers/{f.name}")
+    elif kind == "tar.gz":
+        path = out / "covers.tar.gz"
+        with tarfile.open(path, "w:gz") as tf:
+            for f in files:
+                tf.add(f, f"PixelRec50K/covers/{f.name}")
+    else:
+        path = out / "covers.7z"
+        with py7zr.SevenZipFile(path, "w") as zf:
+            for f in files:
+                zf.write(f, f.name)
+    return path
+
+
+@pytest.fixture(scope="module")
+def site(tiny_raw, tmp_path_factory) -> Path:
+    """What a file-sharing host would hold: the two CSVs and the covers in three archive formats."""
+    root = tmp_path_factory.mktemp("site")
+    for name in (S.RAW_INTERACTIONS, S.RAW_ITEMS):
+        shutil.copyfile(tiny_raw / name, root / name)
+    for kind in ("zip", "tar.gz", "7z"):
+        make_archive(kind, tiny_raw / S.RAW_COVERS, root)
+    return root
+
+
+def url_config(server, covers: str | None, **sha: str) -> DataConfig:
+    return DataConfig.from_params({"source": "url", "url": {
+        "interactions": server.url(S.RAW_INTERACTIONS), "items": server.url(S.RAW_ITEMS),
+        "covers": server.url(covers) if covers else None, **sha}})
+
+
+@pytest.mark.parametrize("archive", ["covers.zip", "covers.tar.gz", "covers.7z"])
+def test_url_source_downloads_verifies_and_extracts(site, tiny_raw, tmp_path, archive):
+    with serve(site) as server:
+        config = url_config(server, archive, interactions_sha256=sha(site / S.RAW_INTERACTIONS),
+                            covers_sha256=sha(site / archive))
+        summary = materialise(config, tmp_path / "raw")
+    raw = tmp_path / "raw"
+    for name in (S.RAW_INTERACTIONS, S.RAW_ITEMS):
+        assert sha(raw / name) == sha(tiny_raw / name)
+    assert covers_of(raw) == covers_of(tiny_raw)  # top-level folder flattened, junk skipped
+    manifest = json.loads((raw / "download.json").read_text())
+    assert manifest == json.loads(json.dumps(summary))
+    files = manifest["files"]
+    assert files["covers"]["sha256"] == sha(site / archive)
+    assert files["interactions"]["sha256_verified"] and not files["items"]["sha256_verified"]
+    assert files["items"]["bytes"] == (site / S.RAW_ITEMS).stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # no temp dir, no download cache left
+
+
+def test_interrupted_transfer_resumes_with_range(site, tmp_path):
+    target = site / S.RAW_INTERACTIONS
+    with serve(site) as server:
+        server.drop_after[S.RAW_INTERACTIONS] = 10_000  # the host drops the first connection
+        got = download(server.url(S.RAW_INTERACTIONS), tmp_path / "a.csv", sha(target), backoff=0.01)
+        assert got.resumed_from == 10_000 and got.sha256 == sha(target) == sha(tmp_path / "a.csv")
+        assert server.requests == [(S.RAW_INTERACTIONS, None), (S.RAW_INTERACTIONS, "bytes=10000-")]
+        # across runs: a run that gives up keeps its .part, the next one continues from it
+        server.drop_after[S.RAW_INTERACTIONS] = 5_000
+        with pytest.raises(DownloadError, match=r"failed after 1 attempts .* kept in .*b\.csv\.part"):
+            download(server.url(S.RAW_INTERACTIONS), tmp_path / "b.csv", retries=0)
+        assert (tmp_path / "b.csv.part").stat().st_size == 5_000 and not (tmp_path / "b.csv").exists()
+        got = download(server.url(S.RAW_INTERACTIONS), tmp_path / "b.csv", sha(target))
+        assert got.resumed_from == 5_000 and sha(tmp_path / "b.csv") == sha(target)
+        assert not (tmp_path / "b.csv.part").exists()
+
+
+def test_wrong_checksum_and_missing_file_are_refused_clearly(site, tmp_path):
+    wrong = "0" * 64
+    with serve(site) as server:
+        url = server.url(S.RAW_ITEMS)
+        with pytest.raises(DownloadError) as err:
+            download(url, tmp_path / "items.csv", wrong)
+        assert url in str(err.value) and wrong in str(err.value) and sha(site / S.RAW_ITEMS) in str(err.value)
+        assert list(tmp_path.iterdir()) == []  # the bad file is gone
+        with pytest.raises(DownloadError, match=r"HTTP 404"):
+            download(server.url("nope.csv"), tmp_path / "nope.csv")
+        # the same through the stage: one line on stderr, exit 1, nothing half-written
+        params = tmp_path / "params.yaml"
+        params.write_text(yaml.safe_dump({"data": {"source": "url", "url": {
+            "interactions": server.url("missing.csv"), "items": url}}}))
+        proc = subprocess.run([sys.executable, "-m", "stages.download", "--out", str(tmp_path / "raw"),
+                               "--params", str(params)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error:") and "404" in proc.stderr
+    assert server.url("missing.csv") in proc.stderr
+    assert not (tmp_path / "raw").exists()
+
+
+def test_archive_cannot_write_outside_its_destination(tmp_path):
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("covers/i1.jpg", b"x")
+        zf.writestr("../../escaped.jpg", b"x")
+    with pytest.raises(DownloadError, match="outside the destination"):
+        extract(evil, tmp_path / "out")
+    assert not (tmp_path / "escaped.jpg").exists() and not any((tmp_path / "out").rglob("*.jpg"))
+    linked = tmp_path / "link.tar"
+    with tarfile.open(linked, "w") as tf:
+        info = tarfile.TarInfo("covers/i2.jpg")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(info)
+    assert extract(linked, tmp_path / "out2") == []  # links are never extracted
+
+
+def test_local_source_links_validates_and_splits(tiny_raw, tmp_path):
+    config = DataConfig.from_params({"source": "local", "local_dir": str(tiny_raw), "link": True})
+    summary = materialise(config, tmp_path / "raw")
+    raw = tmp_path / "raw"
+    assert summary["n_interaction_rows"] == 3_003 and summary["n_covers"] == len(covers_of(tiny_raw))
+    assert os.path.samefile(raw / S.RAW_ITEMS, tiny_raw / S.RAW_ITEMS)  # hard-linked, same file system
+    assert covers_of(raw) == covers_of(tiny_raw) and not (raw / S.RAW_TRUTH).exists()
+    result = split_raw(raw, tmp_path / "split", SplitConfig())
+    assert result["summary"]["n_interactions"] == 3_000
+    copy = DataConfig.from_params({"source": "local", "local_dir": str(tiny_raw), "link": False})
+    copied = materialise(copy, tmp_path / "copy")
+    assert copied["files_linked"] == 0 and not os.path.samefile(tmp_path / "copy" / S.RAW_ITEMS,
+                                                               tiny_raw / S.RAW_ITEMS)
+
+
+def test_local_source_without_covers_warns_and_continues(tiny_raw, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in (S.RAW_INTERACTIONS, S.RAW_ITEMS):
+        shutil.copyfile(tiny_raw / name, src / name)
+    config = DataConfig.from_params({"source": "local", "local_dir": str(src)})
+    summary = materialise(config, tmp_path / "raw")
+    assert summary["n_covers"] == 0 and "no covers directory" in summary["warnings"][0]
+
+
+@pytest.mark.parametrize(
+    ("name", "lines", "message"),
+    [
+        (S.RAW_INTERACTIONS, ["item_id,user,timestamp", "i1,u1,1"],
+         r"row 1 \(header\) is 'item_id,user,timestamp'"),
+        (S.RAW_INTERACTIONS, ["item_id,user_id,timestamp", "i1,u1,1", "i2,u1"],
+         "row 3 has 2 fields, the header has 3"),
+        (S.RAW_ITEMS, [",".join(S.ITEM_COLUMNS), "i1,1,2,3,4,5,6,7,t,g,d",
+                       'i2,1,2,3,4,5,6,7,"a, b",g,d,extra'],
+         "row 3 has 12 fields, the header has 11"),
+        (S.RAW_INTERACTIONS, ["item_id,user_id,timestamp", 'i1,u1,1', 'i2,"u1"x,2'], "row 3 .*malformed CSV"),
+    ],
+)
+def test_local_source_names_file_and_row_of_a_malformed_csv(tiny_raw, tmp_path, name, lines, message):
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in (S.RAW_INTERACTIONS, S.RAW_ITEMS):
+        shutil.copyfile(tiny_raw / f, src / f)
+    (src / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(SourceError, match=message) as err:
+        materialise(DataConfig.from_params({"source": "local", "local_dir": str(src)}), tmp_path / "raw")
+    assert str(src / name) in str(err.value)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_data_config_mirrors_params_and_rejects_unknown_keys():
+    section = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]
+    config = DataConfig.from_params(section)
+    assert config.source == section["source"] and config.url.covers is None
+    with pytest.raises(ConfigError, match=r"data: unknown key\(s\) \['sourc'\]"):
+        DataConfig.from_params({**section, "sourc": "x"})
+    with pytest.raises(ConfigError, match=r"data.url: unknown key\(s\) \['cover'\]"):
+        DataConfig.from_params({**section, "url": {"cover": "http://x"}})
+    valid = r"valid names are \['local', 'synthetic', 'url'\]"
+    with pytest.raises(UnknownNameError, match=r"unknown data source 'ftp'; " + valid):
+        DataConfig.from_params({"source": "ftp"})
+    with pytest.raises(ConfigError, match="not a sha256"):
+        DataConfig.from_params({"source": "url", "url": {"interactions": "http://x", "items": "http://y",
+                                                         "items_sha256": "abc"}})
+    with pytest.raises(ConfigError, match=r"data\.local_dir"):
+        DataConfig.from_params({"source": "local"})
+    with pytest.raises(ConfigError, match=r"data.synthetic: unknown key"):
+        DataConfig.from_params({"synthetic": {"users": 3}})
+
+
+def test_dvc_pipeline_download_then_split(tmp_path):
+    """`dvc repro` in a real repo: runs both stages, then nothing, then only what a param change touches."""
+    repo = make_dvc_repo(tmp_path, ["download", "split"], {"data.preset": "tiny"})
+    first = run_dvc(repo, "repro", "split").stdout
+    assert "Running stage 'download'" in first and "Running stage 'split'" in first
+    assert "Data and pipelines are up to date" in run_dvc(repo, "repro").stdout
+    set_params(repo, {"split.cold_cut_quantile": 0.8})
+    rerun = run_dvc(repo, "repro").stdout
+    assert "Running stage 'split'" in rerun and "Running stage 'download'" not in rerun
+    # the stage output is leak-free: no test pair in train, every train row before the user's test row
+    split = repo / "data" / "split"
+    train, test = (pl.read_parquet(split / f) for f in (S.TRAIN_FILE, S.TEST_FILE))
+    assert test.height == 150 and test.join(train, on=[S.USER_IDX, S.ITEM_IDX]).height == 0
+    later = train.join(test, on=S.USER_IDX).filter(pl.col(S.TIMESTAMP) > pl.col(f"{S.TIMESTAMP}_right"))
+    assert later.height == 0
+    report = json.loads((split / S.SPLIT_REPORT).read_text())
+    assert report["summary"]["n_cold_test"] > 0 and report["counts"][
+        "interactions: repeated (user, item) pair collapsed to the earliest"] >= 1
+
+
+def test_file_urls_and_already_verified_downloads(site, tmp_path):
+    target = site / S.RAW_ITEMS
+    got = download(target.as_uri(), tmp_path / "items.csv", sha(target))
+    assert got.sha256 == sha(target) and sha(tmp_path / "items.csv") == sha(target)
+    with serve(site) as server:  # a verified file from an earlier run is not fetched again
+        again = download(server.url(S.RAW_ITEMS), tmp_path / "items.csv", sha(target))
+        assert again.sha256 == sha(target) and server.requests == []

@@ -1,0 +1,273 @@
+"""The protocols and the evaluator: masking, pessimistic ties, Random's closed form, the stage end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import scipy.sparse as sp
+from toy_split import make_split, random_split, write_split
+
+from pixrec import schema as S
+from pixrec.baselines import make_baseline
+from pixrec.evaluation import (
+    EvalConfig,
+    SampledCandidates,
+    TwoStage,
+    evaluate_model,
+    full_ranking,
+    rank_full,
+    rank_sampled,
+)
+from pixrec.evaluation.metrics import mrr, ndcg, recall
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Table:
+    """A recommender with a fixed score table (n_users, n_items)."""
+
+    name = "table"
+
+    def __init__(self, table) -> None:
+        self.table = np.asarray(table, dtype=np.float32)
+        self.n_items = self.table.shape[1]
+
+    def score(self, users, items):
+        return self.table[np.asarray(users)[:, None], items]
+
+    def score_all(self, users):
+        return self.table[np.asarray(users)].copy()
+
+
+def mask_of(rows: list[list[int]], n_items: int) -> sp.csr_matrix:
+    r = [u for u, items in enumerate(rows) for _ in items]
+    c = [i for items in rows for i in items]
+    return sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(len(rows), n_items))
+
+
+# --- full ranking --------------------------------------------------------------------------------
+
+
+def test_seen_items_never_count_against_the_target():
+    rec = Table([[5, 4, 3, 2, 1]])
+    # target item 2 (score 3); items 0 and 1 score higher but are seen
+    assert rank_full(rec, [0], [2], mask_of([[0, 1]], 5)).ranks.tolist() == [1]
+    assert rank_full(rec, [0], [2], mask_of([[]], 5)).ranks.tolist() == [3]
+    assert rank_full(rec, [0], [2], mask_of([[0]], 5)).ranks.tolist() == [2]
+
+
+def test_target_is_never_masked():
+    rec = Table([[5, 4, 3, 2, 1]])
+    # the mask lists the target itself: it still competes, and ranks as if unmasked
+    assert rank_full(rec, [0], [2], mask_of([[2]], 5)).ranks.tolist() == [3]
+    assert rank_full(rec, [0], [2], mask_of([[0, 2]], 5)).ranks.tolist() == [2]
+
+
+def test_ties_are_pessimistic():
+    flat = Table([[1, 1, 1, 1, 1]])
+    # a constant scorer ranks the target last among the unmasked items
+    assert rank_full(flat, [0], [0], mask_of([[]], 5)).ranks.tolist() == [5]
+    assert rank_full(flat, [0], [0], mask_of([[3, 4]], 5)).ranks.tolist() == [3]
+    one_tie = Table([[9, 2, 2, 0, 0]])
+    assert rank_full(one_tie, [0], [1], mask_of([[]], 5)).ranks.tolist() == [3]
+
+
+def test_unrankable_and_nan():
+    ninf = -np.inf
+    rec = Table([[ninf, 1, 2, ninf, 0], [0, 1, 2, np.nan, 0.5]])
+    # a -inf target ties every other -inf item: last among the unmasked
+    assert rank_full(rec, [0], [0], mask_of([[]], 5)).ranks.tolist() == [5]
+    # a NaN competitor is not "below" the target: counts against it
+    assert rank_full(rec, [1], [2], mask_of([[], []], 5)).ranks.tolist() == [2]
+
+
+def test_batches_and_top_lists():
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((7, 12)).astype(np.float32)
+    table[:, 11] = -np.inf  # never recommended
+    mask = mask_of([[0, 1], [], [2], [3, 4, 5], [], [6], [7]], 12)
+    users, targets = np.arange(7), np.array([2, 3, 4, 5, 6, 7, 8])
+    a = rank_full(Table(table), users, targets, mask, batch_users=1, list_k=12)
+    b = rank_full(Table(table), users, targets, mask, batch_users=4, list_k=12)
+    np.testing.assert_array_equal(a.ranks, b.ranks)
+    np.testing.assert_array_equal(a.top_items, b.top_items)
+    for u in users:  # brute force: sort the unmasked items, target included even if masked
+        seen = set(mask[u].indices) - {targets[u]}
+        allowed = [i for i in range(12) if i not in seen]
+        assert a.ranks[u] == sum(table[u, i] >= table[u, targets[u]] for i in allowed)
+        finite = [i for i in np.argsort(-table[u], kind="stable") if i not in seen | {11}]
+        listed = a.top_items[u][a.top_items[u] >= 0].tolist()
+        assert listed == finite, "a masked or -inf item was listed, or the target was left out"
+
+
+def test_full_ranking_for_validation():
+    rec = Table([[5, 4, 3, 2, 1], [1, 2, 3, 4, 5]])
+    out = full_ranking(rec, np.array([0, 1]), np.array([4, 4]), mask_of([[0], []], 5), ks=[1, 10])
+    # user 0: item 4 behind items 1, 2, 3 -> rank 4; user 1: rank 1
+    assert out["n_users"] == 2
+    assert out["recall@1"] == 0.5 and out["recall@10"] == 1.0
+    assert out["ndcg@10"] == pytest.approx((1 / np.log2(5) + 1) / 2)
+    assert out["mrr@10"] == pytest.approx((0.25 + 1) / 2)
+
+
+# --- sampled protocol -----------------------------------------------------------------------------
+
+
+def test_sampled_ranks_by_hand():
+    rec = Table([[0, 5, 4, 3, 3, 1]])
+    cand = np.array([[3, 1, 0, 4, 5], [1, 2, 3, 4, 5]])
+    # row 0: positive 3 (score 3) vs 5, 0, 3 (tie), 1 -> 1 + 2 = 3; row 1: positive 1 (5) is on top
+    np.testing.assert_array_equal(rank_sampled(rec, np.array([0, 0]), cand, batch_users=1), [3, 1])
+
+
+def test_random_reproduces_the_closed_form_on_sampled():
+    n, c = 20_000, 21
+    data = make_split(n, 500, [(u, u % 500) for u in range(n)])
+    rng = np.random.default_rng(5)
+    cands = np.stack([rng.choice(500, size=c, replace=False) for _ in range(50)])[rng.integers(50, size=n)]
+    model = make_baseline("random", data, None, np.random.default_rng(1))
+    ranks = rank_sampled(model, np.arange(n), cands)
+    # closed form: the positive's rank is uniform on 1..21
+    r = np.arange(1, c + 1)
+    for metric, k, value in [(recall, 5, 5 / 21), (recall, 10, 10 / 21), (ndcg, 10, 0.2163),
+                             (mrr, 10, 0.1395)]:
+        per_rank = metric(r, k)
+        assert per_rank.mean() == pytest.approx(value, abs=1e-4)  # the README's numbers
+        sigma = per_rank.std() / np.sqrt(n)  # standard error of the mean over n users
+        got = metric(ranks, k).mean()
+        assert abs(got - per_rank.mean()) < 4 * sigma, (metric.__name__, k, got)
+
+
+def test_sampled_candidates_must_match_the_split():
+    data = make_split(3, 6, [(0, 0), (1, 1), (2, 2)], test=[(0, 3), (1, 4)])
+    ok = SampledCandidates(np.array([0, 1]), np.array([[3, 1, 2], [4, 0, 2]]))
+    ok.validate(data, "neg")
+    stale = SampledCandidates(np.array([0, 1]), np.array([[3, 1, 2], [5, 0, 2]]))
+    with pytest.raises(ValueError, match="column 0 is not the test item"):
+        stale.validate(data, "neg")
+
+
+# --- the evaluator --------------------------------------------------------------------------------
+
+
+def test_evaluate_model_protocols_and_cold_slice():
+    data = random_split(30, 20, n_cold=3, seed=1)
+    model = make_baseline("most_popular", data, None, np.random.default_rng(0))
+    users = data.test.users[:10]
+    cands = np.concatenate([data.test.items[:10, None], np.tile(np.arange(2), (10, 1)) + 5], axis=1)
+    res = evaluate_model(model, data, SampledCandidates(users, cands), EvalConfig(ks=[5, 10]))
+    assert set(res.metrics) == {"sampled", "full", "cold"}
+    assert set(res.metrics["sampled"]) >= {"recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr@10",
+                                           "novelty_p", "n_users"}
+    assert res.metrics["sampled"]["novelty_p"] == pytest.approx(
+        1 - res.metrics["sampled"]["recall@10"] / 10)
+    n_cold = int(data.cold_items[data.test.items].sum())
+    assert n_cold > 0 and res.metrics["cold"]["n_users"] == n_cold
+    assert res.metrics["full"]["n_users"] == len(data.test)
+    assert res.metrics["cold"]["recall@10"] == 0.0  # ID-only: cold targets are unrankable
+    assert 0 < res.metrics["full"]["coverage@10"] <= 1 and res.metrics["full"]["novelty@10"] > 0
+    assert res.top_items.shape == (len(data.test), 10)
+
+
+def test_two_stage_scores_only_the_retrieved_candidates():
+    ranker = Table([[0, 1, 2, 3, 4, 5]])
+    retriever = Table([[6, 5, 4, 3, 2, 1]])  # proposes items 0, 1 (2 per user)
+    two = TwoStage(ranker, [retriever], n_candidates=2, exclude=mask_of([[0]], 6))
+    s = two.score_all(np.array([0]))
+    # item 0 is excluded, so the retriever's top 2 unseen are 1 and 2, scored by the ranker
+    np.testing.assert_array_equal(s[0], [-np.inf, 1, 2, -np.inf, -np.inf, -np.inf])
+    np.testing.assert_array_equal(two.score(np.array([0]), np.array([[5, 4]])), [[5, 4]])
+
+
+# --- the stage, end to end -------------------------------------------------------------------------
+
+
+def _write_inputs(tmp: Path, eval_params: dict) -> dict[str, Path]:
+    data = random_split(60, 40, n_cold=4, seed=11)
+    split = write_split(data, tmp / "data" / "split")
+    rng = np.random.default_rng(0)
+    for side, dim in (("image", 8), ("text", 12)):
+        d = tmp / "data" / "embeddings" / side
+        d.mkdir(parents=True)
+        np.save(d / S.EMB_FILE, rng.standard_normal((data.n_items, dim)).astype(np.float32))
+        mask = np.ones(data.n_items, bool)
+        mask[rng.choice(data.n_items, 3, replace=False)] = False
+        np.save(d / S.EMB_MASK_FILE, mask)
+    neg = tmp / "data" / "negatives"
+    neg.mkdir(parents=True)
+    pick = rng.choice(len(data.test), 20, replace=False)
+    users = data.test.users[pick]
+    seen = data.all_matrix
+    cands = []
+    for u, pos in zip(users, data.test.items[pick], strict=True):  # toy data: a loop is fine
+        pool = np.setdiff1d(np.arange(data.n_items), seen[u].indices)
+        cands.append([pos, *rng.choice(pool, 20, replace=False)])
+    np.save(neg / S.CAND_USERS_FILE, users.astype(np.int32))
+    np.save(neg / S.CAND_FILE, np.array(cands, dtype=np.int32))
+    import yaml
+
+    (tmp / "params.yaml").write_text(yaml.safe_dump({"eval": eval_params, "train": {"lr": 1.0}}))
+    return {"split": split}
+
+
+def _run_stage(tmp: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "DVC_NO_ANALYTICS": "1"}
+    cmd = [sys.executable, "-m", "stages.evaluate", "--split", "data/split", "--embeddings",
+           "data/embeddings", "--negatives", "data/negatives", "--model", "models/fusion",
+           "--out", "data/eval", "--params", "params.yaml"]
+    return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
+
+
+EVAL_PARAMS = {
+    "ks": [5, 10, 20], "batch_users": 16,
+    "baselines": ["random", "most_popular", "item_knn", "user_knn", "ease", "content_knn"],
+    "knn_neighbours": 5, "ease_lambda": 10.0, "ease_max_gib": 1.0, "seed": 3, "ranking": "exact",
+    "two_stage_retrievers": ["item_knn"], "two_stage_candidates": 10,
+}
+
+
+def test_stage_end_to_end(tmp_path):
+    _write_inputs(tmp_path, EVAL_PARAMS)
+    proc = _run_stage(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "fusion: skipped" in proc.stderr  # no models/fusion in this toy project
+    metrics = json.loads((tmp_path / "metrics" / "evaluate.json").read_text())
+    assert list(metrics) == sorted(EVAL_PARAMS["baselines"])  # sorted keys
+    for model, protocols in metrics.items():
+        assert set(protocols) == {"sampled", "full", "cold"}, model
+        assert protocols["sampled"]["n_users"] == 20
+        assert protocols["full"]["n_users"] == 60
+        assert {"recall@5", "ndcg@20", "mrr@10", "coverage@10", "novelty@10"} <= set(protocols["full"])
+        assert {"recall@5", "ndcg@10", "mrr@10", "novelty_p"} <= set(protocols["sampled"])
+        assert all(0.0 <= v <= 1.0 for k, v in protocols["full"].items() if "@" in k and "nov" not in k)
+    for model in ("most_popular", "item_knn", "user_knn", "ease"):  # ID-only: blind to cold items
+        assert metrics[model]["cold"]["recall@20"] == 0.0
+    ranks = pl.read_parquet(tmp_path / "data" / "eval" / S.EVAL_RANKS_FILE)
+    assert ranks.columns == [S.USER_IDX, S.ITEM_IDX, "model", "protocol", "rank"]
+    n_cold = metrics["random"]["cold"]["n_users"]
+    assert ranks.height == 6 * (20 + 60 + n_cold)
+    top = pl.read_parquet(tmp_path / "data" / "eval" / S.EVAL_TOP_FILE)
+    assert top.height == 6 * 60
+    plot = pl.read_csv(tmp_path / "metrics" / "evaluate_plot.csv")
+    assert plot.columns[:4] == ["model", "protocol", "metric", "value"]
+    assert plot.height == 6 * 3
+    first = (tmp_path / "metrics" / "evaluate.json").read_bytes()
+    assert _run_stage(tmp_path).returncode == 0
+    assert (tmp_path / "metrics" / "evaluate.json").read_bytes() == first, "not bit-for-bit"
+
+
+def test_stage_refuses_ease_over_budget_before_fitting(tmp_path):
+    _write_inputs(tmp_path, {**EVAL_PARAMS, "ease_max_gib": 1e-6})
+    proc = _run_stage(tmp_path)
+    assert proc.returncode == 1
+    assert "eval.ease_max_gib" in proc.stderr and "Traceback" not in proc.stderr
+    assert "fitted" not in proc.stdout  # refused before any baseline was fitted
+    assert not (tmp_path / "metrics" / "evaluate.json").exists()
