@@ -88,6 +88,14 @@ class ItemFeatures:
         return int(self.tag.shape[0])
 
 
+def _row_normalise(vectors: np.ndarray) -> np.ndarray:
+    """(N, d) -> (N, d) rows scaled to norm sqrt(d), i.e. unit mean square: a fixed per-row map (no
+    statistics, so nothing to leak) that puts every encoder's output on one scale for the projection."""
+    norm = np.linalg.norm(vectors, axis=1, keepdims=True)
+    scale = np.sqrt(vectors.shape[1]) / np.maximum(norm, 1e-12)
+    return (vectors * scale).astype(np.float32)
+
+
 def build_item_features(
     data: SplitData, embeddings: dict[str, Embeddings], stats: CountStats
 ) -> ItemFeatures:
@@ -100,9 +108,9 @@ def build_item_features(
         tag=torch.from_numpy(data.item_tags.astype(np.int64)),
         counts=torch.from_numpy(counts),
         counts_mask=torch.from_numpy(~missing.all(axis=1)),
-        text=torch.from_numpy(embeddings["text"].vectors),
+        text=torch.from_numpy(_row_normalise(embeddings["text"].vectors)),
         text_mask=torch.from_numpy(embeddings["text"].mask.copy()),
-        image=torch.from_numpy(embeddings["image"].vectors),
+        image=torch.from_numpy(_row_normalise(embeddings["image"].vectors)),
         image_mask=torch.from_numpy(embeddings["image"].mask.copy()),
         known=torch.from_numpy(data.items[S.N_TRAIN].to_numpy() > 0),
     )

@@ -92,8 +92,8 @@ class MultimodalRecommender(nn.Module):
         self.item_emb = nn.Embedding(n_items, d)
         self.tag_emb = nn.Embedding(n_tags + 1, d)  # row 0 (no tag) is never used: absent instead
         self.counts_proj = nn.Linear(n_count_features, d)
-        self.text_proj = nn.Sequential(nn.LayerNorm(d_text), nn.Linear(d_text, d))
-        self.image_proj = nn.Sequential(nn.LayerNorm(d_image), nn.Linear(d_image, d))
+        self.text_proj = nn.Linear(d_text, d)  # inputs arrive row-normalised (features.py)
+        self.image_proj = nn.Linear(d_image, d)
         self.absent = nn.Parameter(torch.randn(len(TOKENS), d) * 0.02)
         self.position = nn.Parameter(torch.randn(len(TOKENS), d) * 0.02)
         self.blocks = nn.ModuleList(Block(d, config.heads, config.dropout) for _ in range(config.layers))
@@ -117,17 +117,13 @@ class MultimodalRecommender(nn.Module):
         ones = torch.ones_like(users, dtype=torch.bool)
         return self._use(USER, ones, self.user_emb(users)) + self.position[USER]
 
-    def item_tokens(
-        self, feats: ItemFeatures, items: torch.Tensor, drop_item: torch.Tensor | None = None
-    ) -> torch.Tensor:  # (N,) -> (N, 5, D)
-        """Item-side tokens; ``drop_item`` (N,) bool replaces the item-ID token (token dropout)."""
-        known = feats.known[items]
-        if drop_item is not None:
-            known = known & ~drop_item
+    def item_tokens(self, feats: ItemFeatures, items: torch.Tensor) -> torch.Tensor:
+        """Item-side tokens (N,) -> (N, 5, D): item ID (absent for items unseen in training), tag,
+        counts, text, image — each absent where its input is missing or the token is ablated."""
         tag = feats.tag[items]
         toks = torch.stack(
             [
-                self._use(ITEM, known, self.item_emb(items)),
+                self._use(ITEM, feats.known[items], self.item_emb(items)),
                 self._use(TAG, tag > 0, self.tag_emb(tag)),
                 self._use(COUNTS, feats.counts_mask[items], self.counts_proj(feats.counts[items])),
                 self._use(TEXT, feats.text_mask[items], self.text_proj(feats.text[items])),
@@ -148,11 +144,19 @@ class MultimodalRecommender(nn.Module):
     def forward(
         self, users: torch.Tensor, items: torch.Tensor, feats: ItemFeatures, item_dropout: bool = False
     ) -> torch.Tensor:
-        """users (B,), items (B,) -> logits (B,). ``item_dropout`` applies item-ID token dropout."""
-        drop = None
+        """users (B,), items (B,) -> logits (B,). ``item_dropout`` applies item-ID token dropout.
+
+        Item-side tokens are computed once per distinct item of the batch, then gathered.
+        """
+        uniq, inverse = torch.unique(items, return_inverse=True)
+        item_tok = self.item_tokens(feats, uniq)[inverse]  # (B, 5, D)
         if item_dropout and self.config.item_token_dropout > 0:
             drop = torch.rand(items.shape) < self.config.item_token_dropout
-        return self.fuse(self.user_tokens(users), self.item_tokens(feats, items, drop))
+            absent = self.absent[ITEM] + self.position[ITEM]
+            item_tok = torch.cat(
+                [torch.where(drop[:, None], absent, item_tok[:, 0])[:, None], item_tok[:, 1:]], dim=1
+            )
+        return self.fuse(self.user_tokens(users), item_tok)
 
 
 class FusionRecommender:

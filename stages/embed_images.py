@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -9,6 +10,10 @@ import typer
 from pixrec.config import from_mapping
 from pixrec.encoders.base import ImageEncoderConfig
 from stages._params import fail_cleanly, load_sections
+
+# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning. On 2 shared cores a
+# spinning thread starves the DataLoader worker and the neighbours (measured: bench/embed.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 

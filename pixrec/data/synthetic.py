@@ -438,8 +438,8 @@ def _cover_all_items(cfg: SyntheticConfig, rng: np.random.Generator, items: _Ite
         cols["via_topic"][pick[allowed]] = False
 
 
-def _text(cfg: SyntheticConfig, rng: np.random.Generator, topic: np.ndarray,
-          n_min: int, n_max: int, topic_share: float, vocab: np.ndarray) -> pa.Array:
+def _text(rng: np.random.Generator, topic: np.ndarray, n_min: int, n_max: int, topic_share: float,
+          vocab: np.ndarray) -> pa.Array:
     """One string per item: ``n_min..n_max`` words, topic words mixed with generic filler."""
     n = len(topic)
     lengths = rng.integers(n_min, n_max + 1, n)
@@ -464,9 +464,8 @@ def _make_item_table(cfg: SyntheticConfig, rng: np.random.Generator, drng: np.ra
     n = cfg.n_items
     keys = rng.random((cfg.n_topics, len(CONTENT_WORDS)))
     vocab = np.argsort(keys, axis=1)[:, : cfg.vocab_per_topic]  # distinct words per topic
-    title = _text(cfg, rng, items.topic, cfg.title_words_min, cfg.title_words_max, cfg.title_topic_share,
-                  vocab)
-    description = _text(cfg, rng, items.topic, cfg.description_words_min, cfg.description_words_max,
+    title = _text(rng, items.topic, cfg.title_words_min, cfg.title_words_max, cfg.title_topic_share, vocab)
+    description = _text(rng, items.topic, cfg.description_words_min, cfg.description_words_max,
                         cfg.description_topic_share, vocab)
     df = pl.DataFrame({S.ITEM_ID: item_ids.astype(str), "title": pl.Series(title),
                        "description": pl.Series(description)})
