@@ -164,7 +164,7 @@ def bench_text(label, spec, items, batch_size, repeats, out_dir) -> list[dict]:
     chunks = [[values[i] for i in order[s:s + batch_size]] for s in range(0, len(order), batch_size)]
     if label == "sbert":
         model = enc.model
-        tokenized = [model.tokenize(c) for c in chunks]
+        tokenized = [model.preprocess(c) for c in chunks]
 
         def forward(batch):
             return model(dict(batch))["sentence_embedding"]

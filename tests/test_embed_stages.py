@@ -142,3 +142,14 @@ def test_embed_text_stage(data, tmp_path):
     bad = runner.invoke(app, ["--split", str(data / "split"), "--out", str(tmp_path / "c"), "--params",
                               str(_params(tmp_path / "r.yaml", text={"name": "glove"}))])
     assert bad.exit_code == 1 and "valid names are ['bert', 'sbert']" in bad.output
+
+
+def test_wrong_raw_dir_is_one_clear_error(data, tmp_path):
+    from stages.embed_images import app
+
+    (tmp_path / "empty").mkdir()
+    params = _params(tmp_path / "params.yaml", {"name": "pixel", "image_size": 32, "num_workers": 0})
+    res = CliRunner().invoke(app, ["--raw", str(tmp_path / "empty"), "--split", str(data / "split"),
+                                   "--out", str(tmp_path / "out"), "--params", str(params)])
+    assert res.exit_code == 1 and "none of the 9 covers listed in items.parquet could be read" in res.output
+    assert not (tmp_path / "out").exists()

@@ -5,7 +5,19 @@
 - text (``encoders.text.name``): ``sbert`` (sentence-transformers), ``bert`` (transformers
   ``AutoModel`` + pooling); both default to the packaged all-MiniLM-L6-v2.
 
-Weights may be a hub name, a local file/directory or an http(s) URL (see :mod:`.weights`).
+Weights may be a hub name, a local file/directory or an http(s) URL (see :mod:`.weights`);
+``random`` is for tests and benchmarks only (loud warning, ``random_weights: true`` in meta.json).
+With internet (unset ``HF_HUB_OFFLINE``), e.g. in ``params.yaml``::
+
+    encoders.image: {name: dino, arch: dino_vits16}            # facebook/dino-vits16 from the hub
+    encoders.image: {name: dino, arch: dinov2_vits14}          # facebook/dinov2-small
+    encoders.image: {name: dino, arch: vit_small_patch16_224.dino}   # timm's hub weights
+    encoders.image: {name: clip, arch: ViT-B-32, weights: openai}
+    encoders.image: {name: resnet, arch: resnet50, weights: IMAGENET1K_V2}
+    encoders.text:  {name: bert, weights: bert-base-uncased, pooling: mean}
+
+Offline, point ``weights`` at what you downloaded: a ``save_pretrained`` directory (dino, sbert,
+bert), a checkpoint file (resnet, clip, timm), or a URL of either (archives are extracted).
 Importing this package is cheap; torch and the model libraries load with :mod:`.image` /
 :mod:`.text`, which the names below import on first use.
 """

@@ -426,12 +426,19 @@ def embed_images(
     t_load = time.perf_counter() - t0
 
     raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise FileNotFoundError(f"{raw_dir}: raw data directory not found (expected the PixelRec layout)")
     paths = [None if p is None else str(raw_dir / p) for p in items[S.COVER_PATH].to_list()]
     t1 = time.perf_counter()
     raw, status, loop = encode_covers(encoder, paths, config.batch_size, config.num_workers, progress)
     t_encode = time.perf_counter() - t1
 
     usable = status == OK
+    n_listed = sum(p is not None for p in paths)
+    if n_listed and not usable.any():  # every listed cover unreadable: a wrong --raw, not bad luck
+        raise ValueError(f"{raw_dir}: none of the {n_listed} covers listed in items.parquet could be read "
+                         f"(e.g. {paths[next(i for i, p in enumerate(paths) if p is not None)]}); "
+                         "is --raw the directory the split was made from?")
     fit = usable & (items[S.N_TRAIN].to_numpy() > 0)
     t2 = time.perf_counter()
     vectors, extra = encoder.finalize(raw, usable, fit)
