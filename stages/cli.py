@@ -17,7 +17,6 @@ STAGES: dict[str, str] = {
     "ablate": "stages.ablate",
     "ablate-summary": "stages.ablate_summary",
     "report": "stages.report",
-    "bench": "stages.bench",
 }
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
