@@ -271,3 +271,14 @@ def test_stage_refuses_ease_over_budget_before_fitting(tmp_path):
     assert "eval.ease_max_gib" in proc.stderr and "Traceback" not in proc.stderr
     assert "fitted" not in proc.stdout  # refused before any baseline was fitted
     assert not (tmp_path / "metrics" / "evaluate.json").exists()
+
+
+def test_eval_config_rejects_bad_values():
+    from pixrec.config import ConfigError, from_mapping
+
+    with pytest.raises(ValueError, match=r"eval\.ks"):
+        EvalConfig(ks=10)
+    with pytest.raises(ValueError, match=r"eval\.ranking"):
+        EvalConfig(ranking="approximate")
+    with pytest.raises(ConfigError, match="unknown key"):
+        from_mapping(EvalConfig, {"kss": [10]}, "eval")

@@ -57,12 +57,16 @@ class EvalConfig:
     two_stage_candidates: int = 200
 
     def __post_init__(self) -> None:
-        if not self.ks or any(not isinstance(k, int) or k < 1 for k in self.ks):
+        if (not isinstance(self.ks, list | tuple) or not self.ks
+                or any(not isinstance(k, int) or k < 1 for k in self.ks)):
             raise ValueError(f"eval.ks must be a non-empty list of positive integers, got {self.ks}")
         if self.batch_users < 1 or self.knn_neighbours < 1 or self.two_stage_candidates < 1:
             raise ValueError("eval: batch_users, knn_neighbours and two_stage_candidates must be >= 1")
         if self.ranking not in RANKINGS:
             raise ValueError(f"eval.ranking must be one of {list(RANKINGS)}, got {self.ranking!r}")
+        for key in ("baselines", "two_stage_retrievers"):
+            if not isinstance(getattr(self, key), list | tuple):
+                raise ValueError(f"eval.{key} must be a list of baseline names")
         if len(set(self.baselines)) != len(self.baselines):
             raise ValueError(f"eval.baselines lists a name twice: {self.baselines}")
 
