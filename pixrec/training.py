@@ -147,5 +147,9 @@ def train(
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_model(model, stats, dims, out_dir, {"metrics": metrics, "history": history})
+    # timings go to metrics/train.json only: the checkpoint dir must hash the same on a re-run
+    timeless = [{k: v for k, v in row.items() if k != "epoch_s"} for row in history]
+    stable = {k: v for k, v in metrics.items() if k not in ("wall_time_s", "train_samples_per_s")}
+    save_model(model, stats, dims, out_dir, {"metrics": stable, "history": timeless})
+    metrics["history"] = history
     return metrics

@@ -24,7 +24,9 @@ BIN = Path(sys.executable).parent  # the venv's bin: `python` and `dvc` in stage
 def dvc_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", GIT_TERMINAL_PROMPT="0")
+               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", GIT_TERMINAL_PROMPT="0",
+               GIT_AUTHOR_NAME="pixrec tests", GIT_AUTHOR_EMAIL="tests@pixrec.invalid",
+               GIT_COMMITTER_NAME="pixrec tests", GIT_COMMITTER_EMAIL="tests@pixrec.invalid")
     env.pop("PYTHONPATH", None)
     return env
 
@@ -59,7 +61,8 @@ def make_dvc_repo(tmp_path: Path, stages: list[str], params_overrides: dict[str,
         raise KeyError(f"stages {unknown} are not in dvc.yaml; it has {sorted(pipeline['stages'])}")
     chosen = {"stages": {name: pipeline["stages"][name] for name in stages}}
     (repo / "dvc.yaml").write_text(yaml.safe_dump(chosen, sort_keys=False))
-    for cmd in (["git", "init", "-q"], [str(BIN / "dvc"), "init", "-q"]):
+    for cmd in (["git", "init", "-q"], [str(BIN / "dvc"), "init", "-q"], ["git", "add", "-A"],
+                ["git", "commit", "-qm", "pipeline under test"]):
         subprocess.run(cmd, cwd=repo, env=dvc_env(), check=True, capture_output=True)
     return repo
 

