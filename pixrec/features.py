@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from pixrec import schema as S
@@ -72,7 +73,8 @@ def count_stats(data: SplitData) -> CountStats:
 
 @dataclass
 class ItemFeatures:
-    """Tensors indexed by item_idx; built once, gathered per batch."""
+    """Model inputs built once, gathered per batch: item tensors indexed by item_idx, and each
+    user's content history (mean of their *training* items' text / image) indexed by user_idx."""
 
     tag: torch.Tensor  # (n_items,) long, 0 = no tag
     counts: torch.Tensor  # (n_items, 2 * n_counts) float: standardised values, missing flags
@@ -82,6 +84,10 @@ class ItemFeatures:
     image: torch.Tensor  # (n_items, d_image) float
     image_mask: torch.Tensor  # (n_items,) bool
     known: torch.Tensor  # (n_items,) bool: has a training interaction (item-ID token usable)
+    user_text: torch.Tensor | None = None  # (n_users, d_text) float, mean of training items
+    user_text_mask: torch.Tensor | None = None  # (n_users,) bool: at least one usable item
+    user_image: torch.Tensor | None = None  # (n_users, d_image)
+    user_image_mask: torch.Tensor | None = None  # (n_users,) bool
 
     @property
     def n_items(self) -> int:
@@ -96,6 +102,17 @@ def _row_normalise(vectors: np.ndarray) -> np.ndarray:
     return (vectors * scale).astype(np.float32)
 
 
+def _history(train: sp.csr_matrix, vectors: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of each user's usable training-item vectors: (n_users, d) float32, (n_users,) bool.
+
+    Training interactions only, so nothing of a user's validation or test item leaks in.
+    """
+    usable = train @ sp.diags(mask.astype(np.float32))  # zero the columns of masked items
+    n = np.asarray(usable.sum(axis=1)).ravel()
+    mean = (usable @ vectors) / np.maximum(n, 1.0)[:, None]
+    return mean.astype(np.float32), n > 0
+
+
 def build_item_features(
     data: SplitData, embeddings: dict[str, Embeddings], stats: CountStats
 ) -> ItemFeatures:
@@ -104,13 +121,21 @@ def build_item_features(
     z = (np.log1p(np.where(missing, 0.0, raw)) - np.asarray(stats.mean)) / np.asarray(stats.std)
     z[missing] = 0.0  # = the training mean, and flagged below
     counts = np.concatenate([z, missing.astype(np.float64)], axis=1).astype(np.float32)
+    text = _row_normalise(embeddings["text"].vectors)
+    image = _row_normalise(embeddings["image"].vectors)
+    user_text, user_text_mask = _history(data.train_matrix, text, embeddings["text"].mask)
+    user_image, user_image_mask = _history(data.train_matrix, image, embeddings["image"].mask)
     return ItemFeatures(
         tag=torch.from_numpy(data.item_tags.astype(np.int64)),
         counts=torch.from_numpy(counts),
         counts_mask=torch.from_numpy(~missing.all(axis=1)),
-        text=torch.from_numpy(_row_normalise(embeddings["text"].vectors)),
+        text=torch.from_numpy(text),
         text_mask=torch.from_numpy(embeddings["text"].mask.copy()),
-        image=torch.from_numpy(_row_normalise(embeddings["image"].vectors)),
+        image=torch.from_numpy(image),
         image_mask=torch.from_numpy(embeddings["image"].mask.copy()),
         known=torch.from_numpy(data.items[S.N_TRAIN].to_numpy() > 0),
+        user_text=torch.from_numpy(user_text),
+        user_text_mask=torch.from_numpy(user_text_mask),
+        user_image=torch.from_numpy(user_image),
+        user_image_mask=torch.from_numpy(user_image_mask),
     )

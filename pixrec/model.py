@@ -94,6 +94,9 @@ class MultimodalRecommender(nn.Module):
         self.counts_proj = nn.Linear(n_count_features, d)
         self.text_proj = nn.Linear(d_text, d)  # inputs arrive row-normalised (features.py)
         self.image_proj = nn.Linear(d_image, d)
+        # the user token also carries the user's content history, under the text/image switches
+        self.user_text_proj = nn.Linear(d_text, d)
+        self.user_image_proj = nn.Linear(d_image, d)
         self.absent = nn.Parameter(torch.randn(len(TOKENS), d) * 0.02)
         self.position = nn.Parameter(torch.randn(len(TOKENS), d) * 0.02)
         self.blocks = nn.ModuleList(Block(d, config.heads, config.dropout) for _ in range(config.layers))
@@ -113,9 +116,21 @@ class MultimodalRecommender(nn.Module):
         keep = present & self.active[slot]
         return torch.where(keep[:, None], value, self.absent[slot])
 
-    def user_tokens(self, users: torch.Tensor) -> torch.Tensor:  # (N,) -> (N, D)
+    def user_tokens(self, feats: ItemFeatures, users: torch.Tensor) -> torch.Tensor:  # (N,) -> (N, D)
+        """User ID embedding plus projections of the user's training-history text and image means.
+
+        A history part is included only where its modality is active and the user has a usable
+        item (else nothing is added); the whole token is the absent vector if ``user`` is ablated.
+        """
+        tok = self.user_emb(users)
+        for slot, hist, mask, proj in (
+            (TEXT, feats.user_text, feats.user_text_mask, self.user_text_proj),
+            (IMAGE, feats.user_image, feats.user_image_mask, self.user_image_proj),
+        ):
+            if hist is not None and bool(self.active[slot]):
+                tok = tok + proj(hist[users]) * mask[users, None]
         ones = torch.ones_like(users, dtype=torch.bool)
-        return self._use(USER, ones, self.user_emb(users)) + self.position[USER]
+        return self._use(USER, ones, tok) + self.position[USER]
 
     def item_tokens(self, feats: ItemFeatures, items: torch.Tensor) -> torch.Tensor:
         """Item-side tokens (N,) -> (N, 5, D): item ID (absent for items unseen in training), tag,
@@ -156,7 +171,7 @@ class MultimodalRecommender(nn.Module):
             item_tok = torch.cat(
                 [torch.where(drop[:, None], absent, item_tok[:, 0])[:, None], item_tok[:, 1:]], dim=1
             )
-        return self.fuse(self.user_tokens(users), item_tok)
+        return self.fuse(self.user_tokens(feats, users), item_tok)
 
 
 class FusionRecommender:
@@ -183,7 +198,7 @@ class FusionRecommender:
         out = torch.empty(users.shape[0])
         for s in range(0, users.shape[0], self.pairs_per_batch):
             u, i = users[s : s + self.pairs_per_batch], items[s : s + self.pairs_per_batch]
-            out[s : s + len(u)] = self.model.fuse(self.model.user_tokens(u), self.item_table[i])
+            out[s : s + len(u)] = self.model.fuse(self.model.user_tokens(self.feats, u), self.item_table[i])
         return out
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:

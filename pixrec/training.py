@@ -151,5 +151,5 @@ def train(
     timeless = [{k: v for k, v in row.items() if k != "epoch_s"} for row in history]
     stable = {k: v for k, v in metrics.items() if k not in ("wall_time_s", "train_samples_per_s")}
     save_model(model, stats, dims, out_dir, {"metrics": stable, "history": timeless})
-    metrics["history"] = history
+
     return metrics

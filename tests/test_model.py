@@ -23,6 +23,10 @@ def make_feats(seed: int = 0) -> ItemFeatures:
         image=torch.randn(N_ITEMS, D_IMAGE, generator=g),
         image_mask=torch.ones(N_ITEMS, dtype=torch.bool),
         known=torch.ones(N_ITEMS, dtype=torch.bool),
+        user_text=torch.randn(N_USERS, D_TEXT, generator=g),
+        user_text_mask=torch.ones(N_USERS, dtype=torch.bool),
+        user_image=torch.randn(N_USERS, D_IMAGE, generator=g),
+        user_image_mask=torch.ones(N_USERS, dtype=torch.bool),
     )
 
 
@@ -60,6 +64,8 @@ def test_dropped_modality_ignores_its_input(token):
     other = make_feats(seed=1)
     changed = make_feats()
     setattr(changed, token, getattr(other, token))
+    if token in ("text", "image"):  # the user's content history belongs to the same modality
+        setattr(changed, f"user_{token}", getattr(other, f"user_{token}"))
     with torch.inference_mode():
         before, after = model(users, items, feats), model(users, items, changed)
     torch.testing.assert_close(before, after, rtol=0, atol=0)
