@@ -1,4 +1,5 @@
-"""Ablation: the fusion model retrained with tokens removed, evaluated exactly like the main model."""
+"""Ablation: the fusion model retrained with tokens removed (first axis) or on another image × text
+encoder pair (second axis), each trained and evaluated exactly like the main model."""
 
 from __future__ import annotations
 
@@ -21,19 +22,28 @@ def variant_config(model_config: ModelConfig, drop: list[str], variant: str) -> 
     return replace(model_config, modalities=kept)
 
 
-def run_variant(
-    variant: str,
-    drop: list[str],
+def grid_encoder(base: dict, name: str, overrides: dict | None) -> dict:
+    """The encoder section for one grid entry: the pipeline's own section when ``name`` is its
+    encoder, else that section with another name and default weights; then the entry's overrides."""
+    config = dict(base)
+    if base.get("name") != name:
+        config.update(name=name, weights=None)
+        if "arch" in config:
+            config["arch"] = None
+    return {**config, **(overrides or {})}
+
+
+def train_and_evaluate(
+    name: str,
     split_dir: Path,
     embeddings_dir: Path,
     negatives_dir: Path,
     model_config: ModelConfig,
     train_config: TrainConfig,
     eval_config: EvalConfig,
-    out_dir: Path,
+    model_dir: Path,
 ) -> dict:
-    """Train the variant exactly like the main model (same split, negatives, candidates, params
-    but the dropped tokens), evaluate it on the three protocols; returns its metrics."""
+    """Train into ``model_dir`` on the given embeddings, evaluate on the three protocols."""
     import numpy as np
 
     from pixrec import schema as S
@@ -44,12 +54,41 @@ def run_variant(
     from pixrec.model import load_recommender
     from pixrec.training import train
 
-    config = variant_config(model_config, drop, variant)
     data = SplitData.load(split_dir)
     embeddings = load_embeddings(embeddings_dir, data.n_items)
     negatives = np.load(Path(negatives_dir) / S.TRAIN_NEG_FILE, mmap_mode="r")
-    with atomic_dir(out_dir) as tmp:
-        train_metrics = train(data, embeddings, negatives, config, train_config, tmp)
-    rec = load_recommender(out_dir, data, embeddings_dir, name=variant)
+    with atomic_dir(model_dir) as tmp:
+        train_metrics = train(data, embeddings, negatives, model_config, train_config, tmp)
+    rec = load_recommender(model_dir, data, embeddings_dir, name=name)
     result = evaluate_model(rec, data, SampledCandidates.load(negatives_dir, data), eval_config)
-    return {**result.metrics, "modalities": config.modalities, "train": train_metrics}
+    return {**result.metrics, "modalities": model_config.modalities, "train": train_metrics}
+
+
+def run_variant(
+    variant: str, drop: list[str], split_dir: Path, embeddings_dir: Path, negatives_dir: Path,
+    model_config: ModelConfig, train_config: TrainConfig, eval_config: EvalConfig, out_dir: Path,
+) -> dict:
+    """First axis: the main pipeline's embeddings, the model without the tokens in ``drop``."""
+    config = variant_config(model_config, drop, variant)
+    return train_and_evaluate(variant, split_dir, embeddings_dir, negatives_dir, config, train_config,
+                              eval_config, out_dir)
+
+
+def run_encoder_pair(
+    raw_dir: Path, split_dir: Path, negatives_dir: Path, image_config, text_config,
+    model_config: ModelConfig, train_config: TrainConfig, eval_config: EvalConfig, out_dir: Path,
+) -> dict:
+    """Second axis: embed with this image × text encoder pair into ``out_dir/embeddings``, then the
+    full model trained and evaluated on them."""
+    from pixrec.encoders.image import run_embed_images
+    from pixrec.encoders.text import run_embed_text
+
+    out_dir = Path(out_dir)
+    image_meta = run_embed_images(split_dir, raw_dir, out_dir / "embeddings" / "image", image_config)
+    text_meta = run_embed_text(split_dir, out_dir / "embeddings" / "text", text_config)
+    name = f"{image_config.name}+{text_config.name}"
+    result = train_and_evaluate(name, split_dir, out_dir / "embeddings", negatives_dir, model_config,
+                                train_config, eval_config, out_dir / "model")
+    encoders = {side: {k: meta.get(k) for k in ("encoder", "arch", "weights", "random_weights", "dim")}
+                for side, meta in (("image", image_meta), ("text", text_meta))}
+    return {**result, "encoders": encoders}

@@ -18,7 +18,9 @@ PLOT_METRICS = ("ndcg@10", "recall@10", "mrr@10")
 @fail_cleanly
 def main(
     cells: Path = typer.Option(Path("metrics/ablation")),
+    encoder_cells: Path | None = typer.Option(None, help="cells of the encoder grid, if any"),
     out: Path = typer.Option(Path("metrics/ablation.json")),
+    encoders_out: Path = typer.Option(Path("metrics/ablation_encoders.json")),
     plot: Path = typer.Option(Path("metrics/ablation_plot.csv")),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
@@ -30,6 +32,14 @@ def main(
         raise FileNotFoundError(f"{cells}: no result for variant(s) {missing}; run `dvc repro ablate`")
     summary = {v: json.loads((cells / f"{v}.json").read_text()) for v in variants}
     write_json(out, summary)
+    if encoder_cells is not None:
+        grid = load_sections(params, "ablate.encoder_grid")["ablate.encoder_grid"]
+        pairs = [f"{i}-{t}" for i in grid["image"] for t in grid["text"]]
+        missing = [c for c in pairs if not (encoder_cells / f"{c}.json").is_file()]
+        if missing:
+            raise FileNotFoundError(f"{encoder_cells}: no result for encoder pair(s) {missing}; "
+                                    f"run `dvc repro ablate-encoders`")
+        write_json(encoders_out, {c: json.loads((encoder_cells / f"{c}.json").read_text()) for c in pairs})
     rows = ["variant,protocol," + ",".join(PLOT_METRICS)]
     for v, result in summary.items():
         for protocol in ("sampled", "full", "cold"):

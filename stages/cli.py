@@ -15,6 +15,7 @@ STAGES: dict[str, str] = {
     "train": "stages.train",
     "evaluate": "stages.evaluate",
     "ablate": "stages.ablate",
+    "ablate-encoders": "stages.ablate_encoders",
     "ablate-summary": "stages.ablate_summary",
     "report": "stages.report",
 }

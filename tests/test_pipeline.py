@@ -9,7 +9,7 @@ import pytest
 from dvc_repo import make_dvc_repo, run_dvc, set_params
 
 STAGES = ["download", "split", "embed-images", "embed-text", "negative-sample", "train", "evaluate",
-          "ablate", "ablate-summary", "report"]
+          "ablate", "ablate-encoders", "ablate-summary", "report"]
 TINY = {
     "data.preset": "tiny",
     "model": {"dim": 16, "heads": 2, "layers": 1, "mlp_hidden": 16},
@@ -43,6 +43,10 @@ def test_repro_writes_every_metric_and_the_report(repo):
     assert ablation["no_image"]["modalities"] == ["user", "item", "tag", "counts", "text"]
     # the `full` cell retrains the main model with the same params: same metrics, bit for bit
     assert ablation["full"]["full"] == evaluate["fusion"]["full"]
+    # ... and so does the encoder grid's cell for the pipeline's own encoders (embedding included)
+    grid = json.loads((repo / "metrics" / "ablation_encoders.json").read_text())
+    assert grid["pixel-sbert"]["full"] == evaluate["fusion"]["full"]
+    assert grid["pixel-sbert"]["encoders"]["text"]["encoder"] == "sbert"
     train = json.loads((repo / "metrics" / "train.json").read_text())
     assert train["epochs_run"] >= 1
     assert (repo / "reports" / "index.html").stat().st_size > 10_000
@@ -56,6 +60,7 @@ def test_second_repro_does_nothing_and_lr_change_skips_embeddings(repo):
     set_params(repo, {"train.lr": 0.01})
     out = run_dvc(repo, "repro").stdout
     # train.* feeds the main model and every ablation cell; nothing upstream re-runs
-    assert ran(out) == {"train", "evaluate", "ablate@full", "ablate@no_image", "ablate-summary", "report"}
+    assert ran(out) == {"train", "evaluate", "ablate@full", "ablate@no_image",
+                        "ablate-encoders@pixel-sbert", "ablate-summary", "report"}
     set_params(repo, {"ablate.drop.no_image": ["image", "counts"]})
     assert ran(run_dvc(repo, "repro").stdout) == {"ablate@no_image", "ablate-summary", "report"}
