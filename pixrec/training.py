@@ -74,6 +74,18 @@ def train(
         )
     if negatives.shape[1] != len(data.train):
         raise ValueError("negatives do not match the training split; re-run negative-sample")
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    # CPU index_put_(accumulate=True) — the backward of gathering per-item tokens — adds with
+    # parallel atomics: run-to-run differences of 1e-4 in NDCG after a few epochs. The deterministic
+    # (sort-based) kernels make the same params give the same weights bit for bit.
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _train(data, embeddings, negatives, model_config, config, out_dir, live)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(data, embeddings, negatives, model_config, config, out_dir, live) -> dict:
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # dropout and token dropout draw from torch's default generator
     gen = torch.Generator().manual_seed(config.seed)
