@@ -32,7 +32,7 @@ def setup(tiny_split):
 def run(setup, tmp_path, **overrides):
     data, emb, negs = setup
     config = TrainConfig(**{"lr": 5e-3, "batch_size": 512, "epochs": 6, "patience": 6,
-                            "val_users": 200, "seed": 5, "threads": 1, **overrides})
+                            "val_users": 200, "seed": 5, "threads": 2, **overrides})
     model_config = ModelConfig(dim=16, heads=2, layers=1, mlp_hidden=32)
     metrics = train(data, emb, negs, model_config, config, tmp_path)
     return metrics, torch.load(tmp_path / CHECKPOINT, weights_only=True)["state_dict"]
