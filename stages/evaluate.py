@@ -19,13 +19,8 @@ def _fusion_loader(model_dir: Path, data, embeddings_dir: Path):
     if not model_dir.is_dir():
         print(f"fusion: skipped, {model_dir} does not exist (run the train stage)", file=sys.stderr)
         return None
-    try:
-        from pixrec.model import load_recommender
-    except ModuleNotFoundError as exc:
-        if exc.name != "pixrec.model":
-            raise
-        print("fusion: skipped, pixrec/model.py is not there yet", file=sys.stderr)
-        return None
+    from pixrec.model import load_recommender
+
     return lambda: load_recommender(model_dir, data, embeddings_dir)
 
 
