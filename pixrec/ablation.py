@@ -33,6 +33,37 @@ def grid_encoder(base: dict, name: str, overrides: dict | None) -> dict:
     return {**config, **(overrides or {})}
 
 
+def _copy_dir(src: Path, dst: Path, meta_name: str = "meta.json") -> dict:
+    """Copy the files of ``src`` into ``dst`` atomically; returns ``dst/meta_name`` parsed."""
+    import json
+    import shutil
+
+    from pixrec.io import atomic_dir
+
+    with atomic_dir(Path(dst)) as tmp:
+        for f in sorted(Path(src).iterdir()):
+            shutil.copy2(f, tmp / f.name)
+    return json.loads((Path(dst) / meta_name).read_text())
+
+
+def reuse_trained(model_dir: Path, reuse: Path, model_config: ModelConfig) -> dict:
+    """Copy the pipeline's own checkpoint ``reuse`` into ``model_dir`` instead of retraining.
+
+    Only for a cell whose model config, training params, embeddings and negatives are the main
+    model's: training is deterministic, so retraining would reproduce these weights bit for bit at
+    the cost of a whole training run. Returns the train metrics stored beside the checkpoint.
+    """
+    from dataclasses import asdict
+
+    from pixrec.model import META
+
+    meta = _copy_dir(reuse, model_dir, META)
+    if meta.get("config") != asdict(model_config):
+        raise ValueError(f"{reuse}: its model config {meta.get('config')} is not this cell's "
+                         f"{asdict(model_config)}; re-run the train stage")
+    return {**meta["metrics"], "reused": str(reuse)}
+
+
 def train_and_evaluate(
     name: str,
     split_dir: Path,
@@ -42,13 +73,15 @@ def train_and_evaluate(
     train_config: TrainConfig,
     eval_config: EvalConfig,
     model_dir: Path,
+    reuse_model: Path | None = None,
 ) -> dict:
-    """Train into ``model_dir`` on the given embeddings, evaluate on the three protocols."""
+    """Train into ``model_dir`` on the given embeddings (or copy ``reuse_model``, the same model
+    already trained), evaluate on the three protocols; two-stage when ``eval_config.ranking`` says so."""
     import numpy as np
 
     from pixrec import schema as S
     from pixrec.data.dataset import SplitData
-    from pixrec.evaluation.evaluator import SampledCandidates, evaluate_model
+    from pixrec.evaluation.evaluator import SampledCandidates, evaluate_model, two_stage_ranker
     from pixrec.features import load_embeddings
     from pixrec.io import atomic_dir
     from pixrec.model import load_recommender
@@ -56,10 +89,16 @@ def train_and_evaluate(
 
     data = SplitData.load(split_dir)
     embeddings = load_embeddings(embeddings_dir, data.n_items)
-    negatives = np.load(Path(negatives_dir) / S.TRAIN_NEG_FILE, mmap_mode="r")
-    with atomic_dir(model_dir) as tmp:
-        train_metrics = train(data, embeddings, negatives, model_config, train_config, tmp)
+    if reuse_model is not None:
+        train_metrics = reuse_trained(model_dir, reuse_model, model_config)
+    else:
+        negatives = np.load(Path(negatives_dir) / S.TRAIN_NEG_FILE, mmap_mode="r")
+        with atomic_dir(model_dir) as tmp:
+            train_metrics = train(data, embeddings, negatives, model_config, train_config, tmp)
     rec = load_recommender(model_dir, data, embeddings_dir, name=name)
+    if eval_config.ranking == "two_stage":
+        vectors = {side: (e.vectors, e.mask) for side, e in embeddings.items()}
+        rec = two_stage_ranker(rec, data, vectors, eval_config)
     result = evaluate_model(rec, data, SampledCandidates.load(negatives_dir, data), eval_config)
     return {**result.metrics, "modalities": model_config.modalities, "train": train_metrics}
 
@@ -67,28 +106,42 @@ def train_and_evaluate(
 def run_variant(
     variant: str, drop: list[str], split_dir: Path, embeddings_dir: Path, negatives_dir: Path,
     model_config: ModelConfig, train_config: TrainConfig, eval_config: EvalConfig, out_dir: Path,
+    main_model: Path | None = None,
 ) -> dict:
-    """First axis: the main pipeline's embeddings, the model without the tokens in ``drop``."""
+    """First axis: the main pipeline's embeddings, the model without the tokens in ``drop``.
+
+    A variant that drops nothing is the main model: ``main_model`` (its checkpoint) is reused.
+    """
     config = variant_config(model_config, drop, variant)
+    reuse = main_model if main_model is not None and config == model_config else None
     return train_and_evaluate(variant, split_dir, embeddings_dir, negatives_dir, config, train_config,
-                              eval_config, out_dir)
+                              eval_config, out_dir, reuse_model=reuse)
 
 
 def run_encoder_pair(
     raw_dir: Path, split_dir: Path, negatives_dir: Path, image_config, text_config,
     model_config: ModelConfig, train_config: TrainConfig, eval_config: EvalConfig, out_dir: Path,
+    main: tuple[Path, Path] | None = None,
 ) -> dict:
     """Second axis: embed with this image × text encoder pair into ``out_dir/embeddings``, then the
-    full model trained and evaluated on them."""
+    full model trained and evaluated on them.
+
+    ``main`` = (embeddings dir, model dir) of the pipeline, passed when this pair *is* the pipeline's
+    encoder configuration: its embeddings and model are copied, not recomputed (same bits).
+    """
     from pixrec.encoders.image import run_embed_images
     from pixrec.encoders.text import run_embed_text
 
-    out_dir = Path(out_dir)
-    image_meta = run_embed_images(split_dir, raw_dir, out_dir / "embeddings" / "image", image_config)
-    text_meta = run_embed_text(split_dir, out_dir / "embeddings" / "text", text_config)
+    emb_dir = Path(out_dir) / "embeddings"
+    if main is None:
+        metas = {"image": run_embed_images(split_dir, raw_dir, emb_dir / "image", image_config),
+                 "text": run_embed_text(split_dir, emb_dir / "text", text_config)}
+    else:
+        metas = {side: _copy_dir(Path(main[0]) / side, emb_dir / side) for side in ("image", "text")}
     name = f"{image_config.name}+{text_config.name}"
     result = train_and_evaluate(name, split_dir, out_dir / "embeddings", negatives_dir, model_config,
-                                train_config, eval_config, out_dir / "model")
+                                train_config, eval_config, Path(out_dir) / "model",
+                                reuse_model=None if main is None else Path(main[1]))
     encoders = {side: {k: meta.get(k) for k in ("encoder", "arch", "weights", "random_weights", "dim")}
-                for side, meta in (("image", image_meta), ("text", text_meta))}
+                for side, meta in metas.items()}
     return {**result, "encoders": encoders}

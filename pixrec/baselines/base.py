@@ -17,9 +17,11 @@ import inspect
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from pixrec.data.dataset import SplitData
 from pixrec.registry import Registry
+from pixrec.scoring import top_unseen
 
 Embeddings = dict[str, tuple[np.ndarray, np.ndarray]]  # side -> (vectors (I, d) f32, usable (I,) bool)
 
@@ -52,6 +54,12 @@ class Baseline:
             rows = self.score_all(users[s : s + self.score_chunk])
             out[s : s + len(rows)] = np.take_along_axis(rows, items[s : s + len(rows)], axis=1)
         return out
+
+    def retrieve(
+        self, users: np.ndarray, n: int, exclude: sp.csr_matrix | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each user's top ``n`` unexcluded items: see :func:`pixrec.scoring.top_unseen`."""
+        return top_unseen(self, users, n, exclude)
 
     def _finish(self, scores: np.ndarray) -> np.ndarray:
         """float (B, I) -> float32 (B, I), writable, unrankable items at -inf."""

@@ -9,6 +9,7 @@ Items with no usable content on any side are unrankable (-inf).
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from pixrec.baselines.base import BASELINES, Baseline, Embeddings
 from pixrec.data.dataset import SplitData
@@ -53,6 +54,7 @@ class ContentKNN(Baseline):
         x = data.train_matrix.astype(np.float32)  # (U, I)
         profiles = np.asarray(x @ self.items)  # (U, d): sum, the mean's direction
         self.profiles = _unit_rows(profiles, np.ones(len(profiles), dtype=bool))
+        self._index = None  # faiss index of the rankable items, built on the first retrieve()
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         p = self.profiles[np.asarray(users)]  # (B, d)
@@ -61,3 +63,34 @@ class ContentKNN(Baseline):
 
     def score_all(self, users: np.ndarray) -> np.ndarray:
         return self._finish(self.profiles[np.asarray(users)] @ self.items.T)  # (B, I)
+
+    def retrieve(
+        self, users: np.ndarray, n: int, exclude: sp.csr_matrix | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``n`` unexcluded items per user by exact inner product in a faiss flat index.
+
+        The index holds only rankable items; it is asked for ``n`` + the most excluded items of any
+        user in the block, so after dropping each user's excluded hits ``n`` remain. Same items as
+        the default (score_all + top-k) up to ties, without a (B, I) score block.
+        """
+        import faiss
+
+        users = np.asarray(users)
+        if self._index is None:
+            self._ids = np.flatnonzero(~self.unrankable).astype(np.int64)
+            self._index = faiss.IndexFlatIP(self.items.shape[1])
+            self._index.add(np.ascontiguousarray(self.items[self._ids]))
+        sub = exclude[users] if exclude is not None else sp.csr_matrix((len(users), self.n_items))
+        extra = int(np.diff(sub.indptr).max()) if len(users) else 0
+        k = min(n + extra, len(self._ids))
+        if k == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        _, hit = self._index.search(np.ascontiguousarray(self.profiles[users]), k)  # (B, k)
+        items = self._ids[hit]  # hit == -1 only when k > index size: excluded by min() above
+        rows = np.broadcast_to(np.arange(len(users), dtype=np.int64)[:, None], items.shape)
+        seen = np.zeros(items.shape, dtype=bool)
+        if sub.nnz:
+            keys = np.repeat(np.arange(len(users), dtype=np.int64), np.diff(sub.indptr)) * self.n_items
+            seen = np.isin(rows * self.n_items + items, keys + sub.indices)
+        keep = ~seen & (np.cumsum(~seen, axis=1) <= n)
+        return rows[keep], items[keep]

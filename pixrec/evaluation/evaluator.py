@@ -35,7 +35,7 @@ from pixrec.evaluation.protocols import (
     rank_full,
     rank_sampled,
 )
-from pixrec.scoring import Recommender
+from pixrec.scoring import Recommender, top_unseen
 
 LIST_K = 10  # length of the recommendation lists behind coverage@10 and novelty@10 (README §4)
 RANKINGS = ("exact", "two_stage")
@@ -188,28 +188,44 @@ class TwoStage:
         return self.ranker.score(users, items)
 
     def score_all(self, users: np.ndarray) -> np.ndarray:
-        import torch
-
         users = np.asarray(users)
         b = len(users)
         keys = []
         for r in self.retrievers:
-            s = np.asarray(r.score_all(users), dtype=np.float32)  # (b, I)
-            if not s.flags.writeable:  # masked in place below
-                s = s.copy()
-            if self.exclude is not None:
-                sub = self.exclude[users]
-                s[np.repeat(np.arange(b), np.diff(sub.indptr)), sub.indices] = -np.inf
-            vals, idx = torch.topk(torch.from_numpy(s), min(self.k, self.n_items), dim=1)
-            ok = torch.isfinite(vals).numpy()
-            rows = np.broadcast_to(np.arange(b)[:, None], ok.shape)
-            keys.append(rows[ok].astype(np.int64) * self.n_items + idx.numpy()[ok])
+            retrieve = getattr(r, "retrieve", None)
+            rows, items = (retrieve(users, self.k, self.exclude) if retrieve is not None
+                           else top_unseen(r, users, self.k, self.exclude))
+            keys.append(rows * self.n_items + items)
         pairs = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
         rows, items = pairs // self.n_items, pairs % self.n_items
         out = np.full((b, self.n_items), -np.inf, dtype=np.float32)
         if len(pairs):
             out[rows, items] = self.ranker.score(users[rows], items[:, None])[:, 0]
         return out
+
+
+def two_stage_ranker(
+    ranker: Recommender,
+    data: SplitData,
+    embeddings: dict[str, tuple[np.ndarray, np.ndarray]] | None,
+    config: EvalConfig,
+    fitted: dict[str, Recommender] | None = None,
+    log: Callable[[str], None] = print,
+) -> TwoStage:
+    """``ranker`` behind the retrievers of ``config.two_stage_retrievers`` (fitted here unless given
+    in ``fitted``), re-ranking their top ``config.two_stage_candidates`` unseen items per user."""
+    from pixrec.baselines import make_baseline, seed_for
+
+    fitted = fitted or {}
+    retrievers = []
+    for name in config.two_stage_retrievers:
+        if name not in fitted:
+            t0 = time.perf_counter()
+            fitted[name] = make_baseline(name, data, embeddings, seed_for(config.seed, name),
+                                         **config.baseline_params())
+            log(f"{name}: fitted in {time.perf_counter() - t0:.1f} s (two-stage retriever)")
+        retrievers.append(fitted[name])
+    return TwoStage(ranker, retrievers, config.two_stage_candidates, exclude=data.seen_matrix)
 
 
 def evaluate_all(
@@ -251,8 +267,7 @@ def evaluate_all(
     if fusion is not None:
         rec = fusion()
         if two_stage:
-            retrievers = [keep[n] if n in keep else fit(n) for n in retriever_names]
-            rec = TwoStage(rec, retrievers, config.two_stage_candidates, exclude=data.seen_matrix)
+            rec = two_stage_ranker(rec, data, embeddings, config, fitted=keep, log=log)
         results.append(evaluate_model(rec, data, sampled, config, info))
         _log_result(results[-1], log)
     return results
