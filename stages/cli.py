@@ -14,10 +14,12 @@ STAGES: dict[str, str] = {
     "negative-sample": "stages.negative_sample",
     "train": "stages.train",
     "evaluate": "stages.evaluate",
+    "two-stage": "stages.two_stage",
     "ablate": "stages.ablate",
     "ablate-encoders": "stages.ablate_encoders",
     "ablate-summary": "stages.ablate_summary",
     "report": "stages.report",
+    "bench": "stages.bench",  # not a DVC stage: measures the pipeline (design notes §7)
 }
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)

@@ -67,10 +67,11 @@ def make_dvc_repo(tmp_path: Path, stages: list[str], params_overrides: dict[str,
     return repo
 
 
-def run_dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``dvc <args>`` in ``repo``; raises with DVC's output on failure."""
-    proc = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, env=dvc_env(), capture_output=True,
-                          text=True)
+def run_dvc(repo: Path, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``dvc <args>`` in ``repo`` (``env`` added to the test environment); raises with DVC's output
+    on failure."""
+    proc = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, env={**dvc_env(), **(env or {})},
+                          capture_output=True, text=True)
     if proc.returncode:
         raise AssertionError(f"dvc {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout}\n{proc.stderr}")

@@ -197,6 +197,23 @@ def test_content_knn_matches_hand_computation(toy):
                                np.take_along_axis(model.score_all(users[:3]), cand, axis=1), rtol=1e-6)
 
 
+@pytest.mark.parametrize("n", [1, 5, 40])
+def test_content_knn_faiss_retrieval_equals_top_k_of_its_scores(toy, n):
+    """Two-stage proposals from the faiss index = the generic score_all + mask + top-k (as sets)."""
+    from pixrec.scoring import top_unseen
+
+    model = fit("content_knn", toy, toy_embeddings(toy))
+    users = np.arange(toy.n_users)
+    got = model.retrieve(users, n, toy.seen_matrix)
+    ref = top_unseen(model, users, n, toy.seen_matrix)
+    as_set = lambda rows_items: set(zip(*(a.tolist() for a in rows_items), strict=True))  # noqa: E731
+    assert as_set(got) == as_set(ref)
+    seen = toy.seen_matrix
+    assert not np.asarray(seen[users[got[0]], got[1]]).any()  # nothing already seen is proposed
+    assert 1 not in got[1]  # the item without content is never proposed
+    assert np.bincount(got[0], minlength=len(users)).max() <= n
+
+
 def test_content_knn_needs_embeddings(toy):
     with pytest.raises(ValueError, match="needs item embeddings"):
         fit("content_knn", toy, None)

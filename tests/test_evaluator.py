@@ -186,6 +186,24 @@ def test_two_stage_scores_only_the_retrieved_candidates():
     np.testing.assert_array_equal(two.score(np.array([0]), np.array([[5, 4]])), [[5, 4]])
 
 
+def test_two_stage_sweep_with_every_item_proposed_is_exact():
+    """N >= the catalogue: every unseen item is a candidate, so two-stage ranking *is* exact ranking."""
+    from pixrec.evaluation.sweep import two_stage_sweep
+
+    data = random_split(50, 30, n_cold=0, seed=5)
+    rng = np.random.default_rng(1)
+    ranker = Table(rng.standard_normal((data.n_users, data.n_items)))
+    config = EvalConfig(ks=[5, 10], batch_users=16, two_stage_retrievers=["most_popular"],
+                        two_stage_sweep=[2, 30])
+    table = two_stage_sweep(ranker, data, None, config, log=lambda _: None)
+    assert table["n=30"]["full"]["candidate_recall"] == 1.0
+    for k in ("recall@10", "ndcg@10", "mrr@10"):
+        assert table["n=30"]["full"][k] == table["exact"]["full"][k]
+    few = table["n=2"]["full"]
+    assert few["mean_candidates"] <= 2 and few["candidate_recall"] < 1.0
+    assert few["recall@5"] <= few["candidate_recall"]
+
+
 # --- the stage, end to end -------------------------------------------------------------------------
 
 

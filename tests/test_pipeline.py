@@ -9,7 +9,7 @@ import pytest
 from dvc_repo import make_dvc_repo, run_dvc, set_params
 
 STAGES = ["download", "split", "embed-images", "embed-text", "negative-sample", "train", "evaluate",
-          "ablate", "ablate-encoders", "ablate-summary", "report"]
+          "two-stage", "ablate", "ablate-encoders", "ablate-summary", "report"]
 TINY = {
     "data.preset": "tiny",
     "model": {"dim": 16, "heads": 2, "layers": 1, "mlp_hidden": 16},
@@ -17,6 +17,7 @@ TINY = {
     "negatives": {"epochs": 2, "per_positive": 2},
     "ablate.variants": ["full", "no_image"],
     "eval.baselines": ["random", "most_popular", "item_knn", "content_knn"],
+    "eval.two_stage_sweep": [5, 40],
     "report": {"scan_users": 30, "n_example_users": 2},
 }
 
@@ -24,7 +25,7 @@ TINY = {
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     repo = make_dvc_repo(tmp_path_factory.mktemp("pipeline"), STAGES, TINY)
-    run_dvc(repo, "repro")
+    run_dvc(repo, "repro", env={"PIXREC_STAGE_LOG": str(repo.parent / "stages.jsonl")})
     return repo
 
 
@@ -41,11 +42,14 @@ def test_repro_writes_every_metric_and_the_report(repo):
     ablation = json.loads((repo / "metrics" / "ablation.json").read_text())
     assert set(ablation) == {"full", "no_image"}
     assert ablation["no_image"]["modalities"] == ["user", "item", "tag", "counts", "text"]
-    # the `full` cell retrains the main model with the same params: same metrics, bit for bit
+    # the `full` cell is the main model (same params): reused, not retrained, same metrics
     assert ablation["full"]["full"] == evaluate["fusion"]["full"]
-    # ... and so does the encoder grid's cell for the pipeline's own encoders (embedding included)
+    assert ablation["full"]["train"]["reused"] and "reused" not in ablation["no_image"]["train"]
+    # ... and so is the encoder grid's cell for the pipeline's own encoders (embeddings copied)
     grid = json.loads((repo / "metrics" / "ablation_encoders.json").read_text())
     assert grid["pixel-sbert"]["full"] == evaluate["fusion"]["full"]
+    assert (repo / "data/ablation_encoders/pixel-sbert/embeddings/text/embeddings.npy").read_bytes() == (
+        repo / "data/embeddings/text/embeddings.npy").read_bytes()
     assert grid["pixel-sbert"]["encoders"]["text"]["encoder"] == "sbert"
     train = json.loads((repo / "metrics" / "train.json").read_text())
     assert train["epochs_run"] >= 1
@@ -60,7 +64,47 @@ def test_second_repro_does_nothing_and_lr_change_skips_embeddings(repo):
     set_params(repo, {"train.lr": 0.01})
     out = run_dvc(repo, "repro").stdout
     # train.* feeds the main model and every ablation cell; nothing upstream re-runs
-    assert ran(out) == {"train", "evaluate", "ablate@full", "ablate@no_image",
+    assert ran(out) == {"train", "evaluate", "two-stage", "ablate@full", "ablate@no_image",
                         "ablate-encoders@pixel-sbert", "ablate-summary", "report"}
     set_params(repo, {"ablate.drop.no_image": ["image", "counts"]})
     assert ran(run_dvc(repo, "repro").stdout) == {"ablate@no_image", "ablate-summary", "report"}
+
+
+@pytest.mark.slow
+def test_two_stage_table_brackets_exact_ranking(repo):
+    """The exact row is the evaluate stage's fusion result; more candidates never lose the target."""
+    table = json.loads((repo / "metrics" / "two_stage.json").read_text())
+    evaluate = json.loads((repo / "metrics" / "evaluate.json").read_text())
+    assert table["exact"]["full"] == evaluate["fusion"]["full"]
+    small, big = table["n=5"]["full"], table["n=40"]["full"]
+    assert 0 < small["candidate_recall"] <= big["candidate_recall"] <= 1
+    assert small["mean_candidates"] < big["mean_candidates"] <= 80
+    # a target outside the candidates ranks last: two-stage recall@k can't beat candidate recall
+    assert big["recall@50"] <= big["candidate_recall"] + 1e-12
+
+
+@pytest.mark.slow
+def test_bench_reports_every_stage_and_the_compute_figures(repo, tmp_path):
+    import subprocess
+    import sys
+
+    from dvc_repo import dvc_env
+
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "stages.bench", "--workspace", str(repo), "--out", str(out),
+         "--stage-log", str(repo.parent / "stages.jsonl"), "--n-images", "16", "--n-texts", "16",
+         "--train-steps", "2", "--fusion-users", "2"],
+        cwd=repo, env=dvc_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    bench = json.loads(out.read_text())
+    names = [r["stage"] for r in bench["stages"]["rows"]]
+    assert {"download", "split", "train", "two-stage", "ablate@no_image", "ablate-encoders@pixel-sbert",
+            "report"} <= set(names)
+    assert all(r["ok"] and r["wall_s"] > 0 and r["peak_rss_mib"] > 50 for r in bench["stages"]["rows"])
+    assert bench["machine"]["cpus"] >= 1 and bench["machine"]["memory_gib"] > 0
+    assert {r["side"] for r in bench["embed"]} == {"image", "text"}
+    assert all(r["bare_per_s"] > 0 and r["stage_per_s"] > 0 for r in bench["embed"])
+    assert bench["train"]["samples_per_s"] > 0 and bench["ranking"]["users_per_s"] > 0
+    fusion = bench["fusion"]
+    assert fusion["pairs"] == 2 * bench["dataset"]["items"] and fusion["mflop_per_pair"] > 0

@@ -55,11 +55,16 @@ class EvalConfig:
     ranking: str = "exact"
     two_stage_retrievers: list[str] = field(default_factory=lambda: ["item_knn", "content_knn"])
     two_stage_candidates: int = 200
+    two_stage_sweep: list[int] = field(default_factory=lambda: [100, 500, 1000])
 
     def __post_init__(self) -> None:
         if (not isinstance(self.ks, list | tuple) or not self.ks
                 or any(not isinstance(k, int) or k < 1 for k in self.ks)):
             raise ValueError(f"eval.ks must be a non-empty list of positive integers, got {self.ks}")
+        if (not isinstance(self.two_stage_sweep, list | tuple)
+                or any(not isinstance(n, int) or n < 1 for n in self.two_stage_sweep)):
+            raise ValueError(f"eval.two_stage_sweep must be a list of positive integers, "
+                             f"got {self.two_stage_sweep}")
         if self.batch_users < 1 or self.knn_neighbours < 1 or self.two_stage_candidates < 1:
             raise ValueError("eval: batch_users, knn_neighbours and two_stage_candidates must be >= 1")
         if self.ranking not in RANKINGS:
@@ -187,9 +192,9 @@ class TwoStage:
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return self.ranker.score(users, items)
 
-    def score_all(self, users: np.ndarray) -> np.ndarray:
-        users = np.asarray(users)
-        b = len(users)
+    def candidates(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """users (B,) -> the union of the retrievers' proposals: (rows (M,), items (M,)), int64,
+        row = position in ``users``, sorted by (row, item)."""
         keys = []
         for r in self.retrievers:
             retrieve = getattr(r, "retrieve", None)
@@ -197,9 +202,14 @@ class TwoStage:
                            else top_unseen(r, users, self.k, self.exclude))
             keys.append(rows * self.n_items + items)
         pairs = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
-        rows, items = pairs // self.n_items, pairs % self.n_items
+        return pairs // self.n_items, pairs % self.n_items
+
+    def score_all(self, users: np.ndarray) -> np.ndarray:
+        users = np.asarray(users)
+        b = len(users)
+        rows, items = self.candidates(users)
         out = np.full((b, self.n_items), -np.inf, dtype=np.float32)
-        if len(pairs):
+        if len(rows):
             out[rows, items] = self.ranker.score(users[rows], items[:, None])[:, 0]
         return out
 
@@ -216,7 +226,7 @@ def two_stage_ranker(
     in ``fitted``), re-ranking their top ``config.two_stage_candidates`` unseen items per user."""
     from pixrec.baselines import make_baseline, seed_for
 
-    fitted = fitted or {}
+    fitted = {} if fitted is None else fitted
     retrievers = []
     for name in config.two_stage_retrievers:
         if name not in fitted:

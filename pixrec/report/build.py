@@ -15,7 +15,7 @@ from pixrec.report.examples import Examples, Thumb, build_examples
 from pixrec.report.html import render_html
 from pixrec.report.markdown import render_markdown, tables_md
 from pixrec.report.readme import replace_section, rewrite_readme
-from pixrec.report.tables import ablation_table, model_tables
+from pixrec.report.tables import ablation_table, model_tables, two_stage_table
 
 HTML_FILE, MD_FILE, IMG_DIR, CURVE_FILE = "index.html", "index.md", "img", "training_curve.png"
 
@@ -55,6 +55,7 @@ def collect(
     evaluate = inputs.read_json(metrics_dir / inputs.EVALUATE_JSON, "evaluate")
     ablation = inputs.read_json(metrics_dir / inputs.ABLATION_JSON, "ablate", required=False)
     train = inputs.read_json(metrics_dir / inputs.TRAIN_JSON, "train", required=False)
+    sweep = inputs.read_json(metrics_dir / inputs.TWO_STAGE_JSON, "two-stage", required=False)
     notes = []
     if ablation is None:
         notes.append(f"{metrics_dir / inputs.ABLATION_JSON} is missing: no ablation table "
@@ -81,12 +82,13 @@ def collect(
         rec, data, raw_dir, per_user, n_examples=config.n_example_users, history_len=config.history_len,
         k=config.top_k, scan_users=config.scan_users, thumb_px=config.thumb_px, seed=config.seed,
     )
-    sources = [str(p) for p in (metrics_dir / inputs.EVALUATE_JSON, metrics_dir / inputs.ABLATION_JSON,
-                                metrics_dir / inputs.TRAIN_JSON, split_dir, raw_dir, model_dir,
-                                embeddings_dir, eval_dir)]
+    sources = [str(metrics_dir / f) for f in (inputs.EVALUATE_JSON, inputs.ABLATION_JSON, inputs.TRAIN_JSON,
+                                              inputs.TWO_STAGE_JSON)]
+    sources += [str(p) for p in (split_dir, raw_dir, model_dir, embeddings_dir, eval_dir)]
     return ReportContent(
         dataset_label=label, synthetic=synthetic, summary=dict(data.report.get("summary", {})),
-        tables=model_tables(evaluate), ablation=ablation_table(ablation) if ablation else None,
+        tables=model_tables(evaluate) + [t for t in [two_stage_table(sweep or {})] if t is not None],
+        ablation=ablation_table(ablation) if ablation else None,
         train_metrics=dict(train or {}), curve_png=curve, examples=examples, sources=sources, notes=notes,
     )
 

@@ -14,6 +14,7 @@ from pixrec import schema as S
 EVALUATE_JSON = "evaluate.json"
 ABLATION_JSON = "ablation.json"
 TRAIN_JSON = "train.json"
+TWO_STAGE_JSON = "two_stage.json"
 DOWNLOAD_JSON = "download.json"
 PER_USER_COLUMNS = (S.USER_IDX, "model", "protocol", "rank")
 

@@ -46,10 +46,11 @@ METRIC_WORDS = {"recall": "Recall", "ndcg": "NDCG", "mrr": "MRR"}
 
 
 def fmt(value: float | None) -> str:
-    """The one number format of the report: 4 decimals, an en dash when absent."""
+    """The one number format of the report: 4 decimals (counts of 100 and more: whole, with
+    separators), an en dash when absent."""
     if value is None or not math.isfinite(value):
         return MISSING
-    return f"{value:.4f}"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4f}"
 
 
 def fmt_delta(value: float) -> str:
@@ -204,3 +205,23 @@ def ablation_sentences(ablation: Mapping[str, Mapping], base: str = "full") -> l
 def _get(block: Mapping, protocol: str, metric: str) -> float | None:
     part = block.get(protocol)
     return number(part.get(metric)) if isinstance(part, Mapping) else None
+
+
+TWO_STAGE_COLUMNS = [("full/ndcg@10", "full NDCG@10"), ("full/recall@50", "full Recall@50"),
+                     ("cold/ndcg@10", "cold NDCG@10"), ("full/candidate_recall", "test item proposed"),
+                     ("full/mean_candidates", "candidates / user")]
+
+
+def two_stage_table(sweep: Mapping[str, Mapping]) -> Table | None:
+    """Exact vs two-stage ranking of the fusion model (metrics/two_stage.json), one row per N."""
+    keys = ["exact", *sorted((k for k in sweep if k.startswith("n=")), key=lambda k: int(k[2:]))]
+    if "exact" not in sweep:
+        return None
+    rows = [(k, "exact (every item scored)" if k == "exact" else f"two-stage, N = {k[2:]} per retriever",
+             [_get(sweep[k], *c.split("/", 1)) for c, _ in TWO_STAGE_COLUMNS]) for k in keys]
+    retrievers = ", ".join(sweep.get("retrievers", [])) or "the configured retrievers"
+    notes = [f"Two-stage: the union of each retriever's ({retrievers}) top-N unseen items is re-scored by "
+             "the fusion model; every other item ranks last. 'test item proposed' is the share of test "
+             "items in that union: the ceiling on two-stage recall."]
+    return Table("two_stage", "Fusion model: exact vs two-stage full ranking", TWO_STAGE_COLUMNS, rows,
+                 notes, no_bold={"full/mean_candidates"})

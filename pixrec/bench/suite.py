@@ -1,0 +1,154 @@
+"""Run the benchmark parts on one workspace (a pipeline checkout whose data/ and models/ exist)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+PARTS = ("stages", "embed", "train", "ranking", "fusion")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    parts: tuple[str, ...] = PARTS
+    n_images: int = 512
+    n_texts: int = 512
+    repeats: int = 2
+    train_steps: int = 30
+    ranking_users: int = 0  # 0 = every user of the split
+    fusion_users: int = 32
+    seed: int = 0
+    stage_log: Path | None = None  # read per-stage figures from this log ...
+    repro: bool = False  # ... or run `dvc repro --force` in the workspace to make one
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.parts) - set(PARTS))
+        if unknown:
+            raise ValueError(f"bench: unknown part(s) {unknown}; choose from {list(PARTS)}")
+
+
+@dataclass
+class Workspace:
+    """The paths of a pipeline checkout, as dvc.yaml lays them out."""
+
+    root: Path
+    raw: Path = field(init=False)
+    split: Path = field(init=False)
+    embeddings: Path = field(init=False)
+    negatives: Path = field(init=False)
+    model: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        r = self.root = Path(self.root)
+        self.raw, self.split, self.embeddings = r / "data/raw", r / "data/split", r / "data/embeddings"
+        self.negatives, self.model = r / "data/negatives", r / "models/fusion"
+
+
+def _peak_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_benchmark(root: Path, image_config, text_config, model_config, train_config,
+                  options: BenchOptions, log: Callable[[str], None] = print) -> dict:
+    """Every part of ``options.parts`` on the workspace at ``root``; a JSON-ready dict of figures."""
+    from pixrec.bench import compute, machine, stages
+    from pixrec.data.dataset import SplitData
+
+    ws = Workspace(root)
+    out: dict = {"machine": machine.describe(), "workspace": str(ws.root.resolve())}
+    data = SplitData.load(ws.split)
+    out["dataset"] = {"users": data.n_users, "items": data.n_items, "train": len(data.train),
+                      "valid": len(data.valid), "test": len(data.test)}
+    log(f"dataset: {data.n_users:,} users x {data.n_items:,} items, {len(data.train):,} train pairs")
+    rng = np.random.default_rng(options.seed)
+
+    if "stages" in options.parts:
+        if options.repro:
+            rows = stages.run_repro(ws.root, ws.root / ".pixrec_stage_log.jsonl")
+        elif options.stage_log is not None:
+            rows = stages.read_stage_log(options.stage_log)
+        else:
+            rows = None
+        if rows is not None:
+            out["stages"] = {"rows": rows, **stages.summarise(rows)}
+            for r in rows:
+                log(f"stage {r['stage']:<28} {r['wall_s']:>9.1f} s  {r['peak_rss_mib']:>9.0f} MiB")
+        train_json = ws.root / "metrics/train.json"
+        if train_json.is_file():  # the pipeline's own training figure, beside the measured one below
+            out["pipeline_train"] = json.loads(train_json.read_text())
+
+    if "embed" in options.parts:
+        import polars as pl
+
+        from pixrec.bench.embed import bench_image, bench_text
+
+        items = pl.read_parquet(ws.split / "items.parquet")
+        pick = np.sort(rng.choice(items.height, size=min(options.n_images, items.height), replace=False))
+        pick_t = np.sort(rng.choice(items.height, size=min(options.n_texts, items.height), replace=False))
+        with tempfile.TemporaryDirectory(prefix="pixrec-bench-") as tmp:
+            rows = [bench_image(image_config, items[pick], ws.raw, Path(tmp), options.repeats),
+                    bench_text(text_config, items[pick_t], Path(tmp), options.repeats)]
+        out["embed"] = rows
+        for r in rows:
+            log(f"embed {r['side']:<5} {r['encoder']:<8} bare {r['bare_per_s']:>8.1f}/s  "
+                f"stage {r['stage_per_s']:>8.1f}/s  ratio {r['ratio']:.2f}  cpu_ratio {r['cpu_ratio']:.2f}")
+
+    gflops = compute.matmul_gflops() if {"fusion", "train"} & set(options.parts) else None
+    if gflops:
+        out["matmul_gflops"] = gflops
+        log(f"fp32 matmul 2048^3: {gflops} GFLOP/s")
+
+    if "train" in options.parts:
+        from pixrec import schema as S
+        from pixrec.features import build_item_features, count_stats, load_embeddings
+        from pixrec.model import MultimodalRecommender
+
+        torch_threads(train_config.threads)
+        stats = count_stats(data)
+        feats = build_item_features(data, load_embeddings(ws.embeddings, data.n_items), stats)
+        model = MultimodalRecommender(model_config, data.n_users, data.n_items, int(data.item_tags.max()),
+                                      feats.counts.shape[1], feats.text.shape[1], feats.image.shape[1])
+        negs = np.load(ws.negatives / S.TRAIN_NEG_FILE, mmap_mode="r")[0]  # (n_train, k)
+        k = negs.shape[1]
+        users = np.concatenate([data.train.users, np.repeat(data.train.users, k)])
+        items_ = np.concatenate([data.train.items, np.asarray(negs).ravel()])
+        labels = np.concatenate([np.ones(len(data.train)), np.zeros(len(data.train) * k)])
+        out["train"] = {**compute.training_throughput(model, feats, users, items_, labels,
+                                                      train_config.batch_size, options.train_steps,
+                                                      train_config.lr),
+                        "threads": train_config.threads}
+        log(f"train: {out['train']['samples_per_s']:,.0f} samples/s (batch {train_config.batch_size})")
+
+    if "ranking" in options.parts:
+        n = options.ranking_users or data.n_users
+        seen = data.seen_matrix[:n]
+        targets = rng.integers(0, data.n_items, size=n)
+        out["ranking"] = compute.ranking_throughput(seen, targets, seed=options.seed)
+        log(f"full ranking (dot product, dim 64): {out['ranking']['users_per_s']:,.0f} users/s, "
+            f"{n:,} users in {out['ranking']['seconds']} s")
+
+    if "fusion" in options.parts:
+        from pixrec.model import load_recommender
+
+        rec = load_recommender(ws.model, data, ws.embeddings)
+        torch_threads(train_config.threads)
+        users = np.sort(rng.choice(data.n_users, size=min(options.fusion_users, data.n_users), replace=False))
+        out["fusion"] = compute.fusion_throughput(rec, users, gflops)
+        log(f"fusion exact scoring: {out['fusion']['pairs_per_s']:,.0f} pairs/s "
+            f"({out['fusion']['mflop_per_pair']} MFLOP/pair, {out['fusion'].get('matmul_share')} of matmul)")
+    out["bench_peak_rss_mib"] = _peak_mib()
+    out["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    return out
+
+
+def torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)

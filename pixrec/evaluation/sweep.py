@@ -1,0 +1,64 @@
+"""How far two-stage ranking falls from exact ranking for the same ranker (README: two-stage table).
+
+For each N, the retrievers propose their top-N unseen items per user (union), the ranker re-scores
+those only; the full and cold protocols then run on that and on the exact ranking of every item.
+``candidate_recall`` is the ceiling two-stage cannot beat: the share of test items that were
+proposed at all. Nothing here is sampled: the same users, targets and masks as the evaluate stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from pixrec.data.dataset import SplitData
+from pixrec.evaluation.evaluator import EvalConfig, TwoStage, evaluate_model, two_stage_ranker
+from pixrec.scoring import Recommender
+
+PROTOCOLS = ("full", "cold")
+
+
+def candidate_recall(ts: TwoStage, users: np.ndarray, targets: np.ndarray,
+                     batch_users: int) -> tuple[float, float]:
+    """(share of targets among the proposals, mean proposals per user) over ``users``."""
+    hit, total = 0, 0
+    for s in range(0, len(users), batch_users):
+        u, t = users[s : s + batch_users], targets[s : s + batch_users]
+        rows, items = ts.candidates(u)
+        hit += int(np.isin(np.arange(len(u)) * ts.n_items + t, rows * ts.n_items + items).sum())
+        total += len(rows)
+    return hit / max(len(users), 1), total / max(len(users), 1)
+
+
+def two_stage_sweep(
+    ranker: Recommender, data: SplitData, embeddings: dict | None, config: EvalConfig,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """``{'exact': {...}, 'n=100': {...}, ...}``: full and cold metrics per ranking, the two-stage
+    rows with candidate recall, mean candidates per user, and NDCG@10 minus the exact one."""
+    out: dict[str, dict] = {}
+    t0 = time.perf_counter()
+    exact = evaluate_model(ranker, data, None, config)
+    out["exact"] = {p: exact.metrics[p] for p in PROTOCOLS} | {"seconds": round(time.perf_counter() - t0, 1)}
+    log(f"exact: full ndcg@10={exact.metrics['full']['ndcg@10']:.4f} ({out['exact']['seconds']} s)")
+    fitted: dict = {}
+    users, targets = data.test.users, data.test.items
+    cold = data.cold_items[targets]
+    for n in config.two_stage_sweep:
+        ts = two_stage_ranker(ranker, data, embeddings, replace(config, two_stage_candidates=n), fitted, log)
+        t0 = time.perf_counter()
+        res = evaluate_model(ts, data, None, config)
+        row = {p: res.metrics[p] for p in PROTOCOLS} | {"seconds": round(time.perf_counter() - t0, 1)}
+        for p, sel in (("full", slice(None)), ("cold", cold)):
+            rec_, mean_c = candidate_recall(ts, users[sel], targets[sel], config.batch_users)
+            row[p] = {**row[p], "candidate_recall": rec_, "mean_candidates": mean_c,
+                      "ndcg@10_minus_exact": row[p].get("ndcg@10", 0.0) - out["exact"][p].get("ndcg@10", 0.0)}
+        out[f"n={n}"] = row
+        log(f"n={n}: full ndcg@10={row['full']['ndcg@10']:.4f} "
+            f"(exact {out['exact']['full']['ndcg@10']:.4f}), candidate recall "
+            f"{row['full']['candidate_recall']:.3f}, {row['full']['mean_candidates']:.0f} candidates/user "
+            f"({row['seconds']} s)")
+    return {"retrievers": list(config.two_stage_retrievers), **out}

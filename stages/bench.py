@@ -1,0 +1,59 @@
+"""bench: the §7 figures for one workspace (not a DVC stage: it measures the pipeline, so its output
+would never hash the same twice). Prints them and writes a JSON file, e.g. metrics/bench_default.json.
+
+    pixrec bench --out metrics/bench_default.json --stage-log stages.jsonl   # after a logged repro
+    PIXREC_STAGE_LOG=stages.jsonl dvc repro --force                          # makes that log
+    pixrec bench --repro --out metrics/bench_default.json                    # or both in one go
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pixrec.config import from_mapping
+from stages._params import fail_cleanly, load_sections
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+@fail_cleanly
+def main(
+    out: Path = typer.Option(..., help="JSON file to write, e.g. metrics/bench_default.json"),
+    workspace: Path = typer.Option(Path("."), help="pipeline checkout whose data/ and models/ exist"),
+    stage_log: Path | None = typer.Option(None, help="JSON lines the stages wrote to $PIXREC_STAGE_LOG"),
+    repro: bool = typer.Option(False, help="run `dvc repro --force` in the workspace first, logged"),
+    parts: list[str] = typer.Option(["stages", "embed", "train", "ranking", "fusion"], "--part"),
+    n_images: int = typer.Option(512), n_texts: int = typer.Option(512),
+    train_steps: int = typer.Option(30), fusion_users: int = typer.Option(32),
+    ranking_users: int = typer.Option(0, help="0 = every user of the split"),
+    params: Path = typer.Option(Path("params.yaml")),
+) -> None:
+    from pixrec.bench.suite import BenchOptions, run_benchmark
+    from pixrec.encoders.base import ImageEncoderConfig, TextEncoderConfig
+    from pixrec.io import write_json
+    from pixrec.model import ModelConfig
+    from pixrec.training import TrainConfig
+
+    params = params if params.is_absolute() or params.exists() else workspace / params
+    p = load_sections(params, "encoders.image", "encoders.text", "model", "train")
+    options = BenchOptions(tuple(parts), n_images, n_texts, train_steps=train_steps,
+                           ranking_users=ranking_users, fusion_users=fusion_users,
+                           stage_log=stage_log, repro=repro)
+    result = run_benchmark(
+        workspace,
+        from_mapping(ImageEncoderConfig, p["encoders.image"], "encoders.image"),
+        from_mapping(TextEncoderConfig, p["encoders.text"], "encoders.text"),
+        from_mapping(ModelConfig, p["model"], "model"),
+        from_mapping(TrainConfig, p["train"], "train"),
+        options,
+        log=typer.echo,
+    )
+    write_json(out, result)
+    typer.echo(f"-> {out}")
+
+
+if __name__ == "__main__":
+    app()
