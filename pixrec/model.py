@@ -65,9 +65,18 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.scale = (dim // heads) ** -0.5
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., D) -> (..., 3D): the token-wise LayerNorm + QKV projection of the attention input.
+
+        Token-wise, so a scorer can compute it once per item and per user instead of once per pair.
+        """
+        return self.qkv(self.ln1(x))
+
+    def forward(self, x: torch.Tensor, qkv: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D); ``qkv`` (B, T, 3D) = ``project(x)`` when already computed."""
         b, t, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)
+        qkv = self.project(x) if qkv is None else qkv
+        q, k, v = qkv.view(b, t, 3, self.heads, d // self.heads).unbind(2)
         w = torch.einsum("bihd,bjhd->bijh", q, k).mul(self.scale).softmax(dim=2)  # (B, T, T, H)
         a = torch.einsum("bijh,bjhd->bihd", w, v).reshape(b, t, d)  # (B, T, D)
         x = x + self.drop(self.proj(a))
@@ -149,11 +158,21 @@ class MultimodalRecommender(nn.Module):
         return toks + self.position[1:]
 
     # --- fusion ---------------------------------------------------------------------------------
-    def fuse(self, user_tok: torch.Tensor, item_tok: torch.Tensor) -> torch.Tensor:
-        """user_tok (B, D), item_tok (B, 5, D) -> logits (B,)."""
+    def fuse(
+        self, user_tok: torch.Tensor, item_tok: torch.Tensor, user_qkv: torch.Tensor | None = None,
+        item_qkv: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """user_tok (B, D), item_tok (B, 5, D) -> logits (B,).
+
+        ``user_qkv`` (B, 3D) and ``item_qkv`` (B, 5, 3D): the first block's :meth:`Block.project` of
+        those tokens, when the caller computed them once per user / item (scoring).
+        """
         x = torch.cat([user_tok[:, None, :], item_tok], dim=1)  # (B, 6, D)
-        for block in self.blocks:
-            x = block(x)
+        qkv = None
+        if user_qkv is not None and item_qkv is not None:
+            qkv = torch.cat([user_qkv[:, None, :], item_qkv], dim=1)  # (B, 6, 3D)
+        for n, block in enumerate(self.blocks):
+            x = block(x, qkv if n == 0 else None)
         return self.head(self.ln_f(x).flatten(1)).squeeze(-1)
 
     def forward(
@@ -177,13 +196,15 @@ class MultimodalRecommender(nn.Module):
 class FusionRecommender:
     """The scoring interface (:class:`pixrec.scoring.Recommender`) over a trained model.
 
-    Item tokens for the whole catalogue and user tokens are computed once, then only the fusion
-    runs per pair, in chunks of ``pairs_per_batch``.
+    Everything token-wise is computed once, not once per pair: the item tokens of the whole
+    catalogue and their first-block QKV projections at construction, the user tokens and theirs once
+    per call. Only the attention stack runs per pair, in chunks of ``pairs_per_batch`` (small enough
+    that a chunk's activations stay in cache: 2,048 pairs measured ~1.4x faster than 8,192).
     """
 
     def __init__(
         self, model: MultimodalRecommender, feats: ItemFeatures, name: str = "fusion",
-        pairs_per_batch: int = 8192,
+        pairs_per_batch: int = 2048,
     ) -> None:
         self.model = model.eval()
         self.feats = feats
@@ -192,13 +213,21 @@ class FusionRecommender:
         self.pairs_per_batch = pairs_per_batch
         with torch.inference_mode():
             self.item_table = model.item_tokens(feats, torch.arange(self.n_items))  # (I, 5, D)
+            self.item_qkv = self._project(self.item_table)  # (I, 5, 3D) or None
+
+    def _project(self, tokens: torch.Tensor) -> torch.Tensor | None:
+        return self.model.blocks[0].project(tokens) if len(self.model.blocks) else None
 
     @torch.inference_mode()
     def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        uniq, inverse = torch.unique(users, return_inverse=True)
+        user_tok = self.model.user_tokens(self.feats, uniq)  # (U', D)
+        user_qkv = self._project(user_tok)  # (U', 3D) or None
         out = torch.empty(users.shape[0])
         for s in range(0, users.shape[0], self.pairs_per_batch):
-            u, i = users[s : s + self.pairs_per_batch], items[s : s + self.pairs_per_batch]
-            out[s : s + len(u)] = self.model.fuse(self.model.user_tokens(self.feats, u), self.item_table[i])
+            u, i = inverse[s : s + self.pairs_per_batch], items[s : s + self.pairs_per_batch]
+            qkv = (None, None) if user_qkv is None else (user_qkv[u], self.item_qkv[i])
+            out[s : s + len(u)] = self.model.fuse(user_tok[u], self.item_table[i], *qkv)
         return out
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
