@@ -53,7 +53,7 @@ def test_forward_shape_and_scoring_interface_agree():
     assert all_scores.shape == (N_USERS, N_ITEMS) and all_scores.dtype == np.float32
     np.testing.assert_allclose(all_scores.ravel(), logits.numpy(), rtol=1e-5, atol=1e-6)
     some = rec.score(np.array([2, 4]), np.array([[0, 5, 9], [1, 1, 3]]))
-    np.testing.assert_allclose(some, all_scores[[[2], [4]], [[0, 5, 9], [1, 1, 3]]], rtol=1e-6)
+    np.testing.assert_allclose(some, all_scores[[[2], [4]], [[0, 5, 9], [1, 1, 3]]], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("token", ["image", "text", "counts", "tag"])
