@@ -53,14 +53,16 @@ def reuse_trained(model_dir: Path, reuse: Path, model_config: ModelConfig) -> di
     model's: training is deterministic, so retraining would reproduce these weights bit for bit at
     the cost of a whole training run. Returns the train metrics stored beside the checkpoint.
     """
+    import json
     from dataclasses import asdict
 
     from pixrec.model import META
 
-    meta = _copy_dir(reuse, model_dir, META)
+    meta = json.loads((Path(reuse) / META).read_text())
     if meta.get("config") != asdict(model_config):
         raise ValueError(f"{reuse}: its model config {meta.get('config')} is not this cell's "
                          f"{asdict(model_config)}; re-run the train stage")
+    _copy_dir(reuse, model_dir, META)
     return {**meta["metrics"], "reused": str(reuse)}
 
 
