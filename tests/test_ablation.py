@@ -14,7 +14,7 @@ def test_variant_config_drops_only_known_tokens():
     base = ModelConfig()
     assert variant_config(base, ["image"], "no_image").modalities == ["user", "item", "tag", "counts", "text"]
     assert variant_config(base, [], "full") == base
-    with pytest.raises(ValueError, match="ablate.drop.bad"):
+    with pytest.raises(ValueError, match=r"ablate\.drop\.bad"):
         variant_config(base, ["pixels"], "bad")
 
 
