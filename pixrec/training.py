@@ -1,10 +1,20 @@
 """Training the fusion model: BCE on positives + that epoch's materialised negatives, AdamW,
 large batches sliced from tensors already in memory, early stopping on validation NDCG@10 over
-full ranking of a seeded user sample (not on loss)."""
+full ranking of a seeded user sample (not on loss).
+
+Under a torchrun process group (:mod:`pixrec.distributed`) the model is wrapped in
+DistributedDataParallel and every step's global batch (the same slice of the same seeded permutation
+as in one process) is split across ranks, so the averaged gradient is that of the one-process batch
+up to float summation order; validation and the early-stopping decision run on rank 0 and are
+broadcast. On CUDA the model and feature tensors live on the GPU; on CPU nothing changes.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +23,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pixrec import distributed as D
 from pixrec.data.dataset import SplitData
-from pixrec.features import Embeddings, build_item_features, count_stats
+from pixrec.features import Embeddings, ItemFeatures, build_item_features, count_stats
 from pixrec.model import FusionRecommender, ModelConfig, MultimodalRecommender, save_model
+
+# cuBLAS is deterministic only with a fixed workspace; must be set before the first CUDA matmul
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 @dataclass(frozen=True)
@@ -27,11 +41,37 @@ class TrainConfig:
     patience: int = 3
     val_users: int = 1000
     seed: int = 13
-    threads: int = 2
+    threads: int = 2  # torch threads in all: each of ``nproc`` processes gets threads // nproc
+    nproc: int = 1  # processes on this machine (the train stage re-launches itself under torchrun)
+    bf16: bool = False  # CUDA only: bf16 autocast of forward and loss; ignored on CPU
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.val_users < 1:
-            raise ValueError("train: epochs, batch_size, patience and val_users must be >= 1")
+        if min(self.epochs, self.batch_size, self.patience, self.val_users, self.nproc) < 1:
+            raise ValueError("train: epochs, batch_size, patience, val_users and nproc must be >= 1")
+
+
+def rank_batches(perm: torch.Tensor, batch_size: int, rank: int, world: int
+                 ) -> list[tuple[torch.Tensor, int]]:
+    """This rank's part of every step: [(indices (~batch_size / world,), global batch size)].
+
+    Step j's global batch is ``perm[j * batch_size : (j + 1) * batch_size]``, exactly the batch of
+    a one-process run, dealt round-robin over the ranks; every rank gets the same number of steps
+    (DDP hangs otherwise). A ragged last batch with fewer samples than ranks is dropped on all ranks
+    (never with one process). The per-rank loss is weighted by ``world / global size``, so DDP's
+    gradient average is the global batch mean even when shares differ by one sample.
+    """
+    out = []
+    for s in range(0, len(perm), batch_size):
+        batch = perm[s : s + batch_size]
+        if len(batch) >= world:
+            out.append((batch[rank::world], len(batch)))
+    return out
+
+
+def _to_device(feats: ItemFeatures, device: torch.device) -> ItemFeatures:
+    """A copy of ``feats`` on ``device``: every per-batch gather then stays on the GPU."""
+    moved = {f.name: getattr(feats, f.name) for f in dataclasses.fields(feats)}
+    return ItemFeatures(**{k: None if v is None else v.to(device) for k, v in moved.items()})
 
 
 def validation_sample(data: SplitData, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,13 +99,14 @@ def train(
     negatives: np.ndarray,
     model_config: ModelConfig,
     config: TrainConfig,
-    out_dir: Path,
+    out_dir: Path | None,
     live=None,
 ) -> dict:
     """Train, keep the best epoch by validation NDCG@10, save it to ``out_dir``; returns metrics.
 
     ``negatives`` int32 (epochs, n_train, k) from the negative-sample stage; ``live`` a dvclive
-    ``Live`` (or None) that receives the loss and validation curves.
+    ``Live`` (or None) that receives the loss and validation curves. Under a process group every
+    rank calls this; only rank 0 validates, logs and saves (the others pass ``out_dir=None``).
     """
     if config.epochs > negatives.shape[0]:
         raise ValueError(
@@ -86,7 +127,14 @@ def train(
 
 
 def _train(data, embeddings, negatives, model_config, config, out_dir, live) -> dict:
-    torch.set_num_threads(config.threads)
+    rank, world = D.rank(), D.world_size()
+    main = rank == 0
+    if main and out_dir is None:
+        raise ValueError("train: rank 0 needs an out_dir for the checkpoint")
+    place = D.env()
+    dev = D.device(place.local_rank)
+    local = place.local_world_size if world > 1 else 1
+    torch.set_num_threads(max(1, config.threads // local))  # this machine's ranks share its cores
     torch.manual_seed(config.seed)  # dropout and token dropout draw from torch's default generator
     gen = torch.Generator().manual_seed(config.seed)
 
@@ -100,54 +148,94 @@ def _train(data, embeddings, negatives, model_config, config, out_dir, live) -> 
         "d_text": int(feats.text.shape[1]),
         "d_image": int(feats.image.shape[1]),
     }
-    model = MultimodalRecommender(model_config, **dims)
+    model = MultimodalRecommender(model_config, **dims)  # same init on every rank (same seed)
+    if world > 1:  # own dropout masks per rank, else every rank would draw the same ones
+        torch.manual_seed(int(np.random.SeedSequence([config.seed, rank]).generate_state(1)[0]))
+    cuda = dev.type == "cuda"
+    # validation scores on the CPU (the full-ranking scorer builds CPU tensors): a CPU twin of the model
+    cpu_model = copy.deepcopy(model) if cuda and main else model
+    train_feats = _to_device(feats, dev) if cuda else feats
+    model.to(dev)
+    net = model
+    if world > 1:
+        # static_graph: an ablated history projection is unused on every step; DDP learns that once
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if cuda else None, static_graph=True)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     val_users, val_items = validation_sample(data, config.val_users, config.seed)
+
+    def validate() -> float:
+        """Rank 0's validation NDCG@10, broadcast so every rank takes the same early-stopping step."""
+        ndcg = 0.0
+        if main:
+            if cpu_model is not model:
+                cpu_model.load_state_dict(model.state_dict())
+            ndcg = validation_ndcg(cpu_model, feats, data, val_users, val_items)
+        return D.broadcast_floats([ndcg])[0]
 
     pos_u = torch.from_numpy(data.train.users.astype(np.int64))
     pos_i = torch.from_numpy(data.train.items.astype(np.int64))
     k = negatives.shape[2]
-    users_all = torch.cat([pos_u, pos_u.repeat_interleave(k)])
-    labels = torch.cat([torch.ones(len(pos_u)), torch.zeros(len(pos_u) * k)])
+    users_all = torch.cat([pos_u, pos_u.repeat_interleave(k)]).to(dev)
+    labels = torch.cat([torch.ones(len(pos_u)), torch.zeros(len(pos_u) * k)]).to(dev)
+
+    def on_device() -> contextlib.AbstractContextManager:
+        """CUDA: factory calls inside the model (token-dropout draws) land on the GPU; optional bf16."""
+        if not cuda:
+            return contextlib.nullcontext()
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.device(dev))
+        if config.bf16:
+            stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
+        return stack
 
     history: list[dict] = []
     best = {"ndcg@10": -1.0, "epoch": -1, "state": None}
     start = time.perf_counter()
     n_samples, train_time = 0, 0.0
-    untrained = validation_ndcg(model, feats, data, val_users, val_items)
+    untrained = validate()
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
         model.train()
-        items_all = torch.cat([pos_i, torch.from_numpy(negatives[epoch].astype(np.int64)).ravel()])
+        items_all = torch.cat([pos_i, torch.from_numpy(negatives[epoch].astype(np.int64)).ravel()]).to(dev)
         perm = torch.randperm(len(labels), generator=gen)
-        total, batches = 0.0, 0
-        for s in range(0, len(perm), config.batch_size):
-            idx = perm[s : s + config.batch_size]
-            logits = model(users_all[idx], items_all[idx], feats, item_dropout=True)
-            loss = F.binary_cross_entropy_with_logits(logits, labels[idx])
+        total, batches, seen = 0.0, 0, 0
+        for idx, n_global in rank_batches(perm, config.batch_size, rank, world):
+            idx = idx.to(dev)
+            with on_device():
+                logits = net(users_all[idx], items_all[idx], train_feats, item_dropout=True)
+                if world == 1:
+                    loss = F.binary_cross_entropy_with_logits(logits, labels[idx])
+                else:  # world / n_global: DDP's average over ranks is then the global batch mean
+                    loss = F.binary_cross_entropy_with_logits(logits, labels[idx], reduction="sum")
+                    loss = loss * (world / n_global)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss.detach())
+            total += float(loss.detach()) / world  # this rank's share of the global batch's mean
             batches += 1
+            seen += n_global
+        if world > 1:
+            total = D.all_reduce_sum([total])[0]
         train_time += time.perf_counter() - t0
-        n_samples += len(perm)
-        ndcg = validation_ndcg(model, feats, data, val_users, val_items)
+        n_samples += seen
+        ndcg = validate()
         row = {"epoch": epoch, "loss": total / batches, "val_ndcg@10": ndcg,
                "epoch_s": time.perf_counter() - t0}
         history.append(row)
-        print(f"epoch {epoch:3d}  loss {row['loss']:.4f}  val NDCG@10 {ndcg:.4f}  "
-              f"({row['epoch_s']:.1f}s)", flush=True)
+        if main:
+            print(f"epoch {epoch:3d}  loss {row['loss']:.4f}  val NDCG@10 {ndcg:.4f}  "
+                  f"({row['epoch_s']:.1f}s)", flush=True)
         if live is not None:
             live.log_metric("train/loss", row["loss"])
             live.log_metric("valid/ndcg@10", ndcg)
             live.next_step()
         if ndcg > best["ndcg@10"]:
-            best = {"ndcg@10": ndcg, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+            state = copy.deepcopy(model.state_dict()) if main else None
+            best = {"ndcg@10": ndcg, "epoch": epoch, "state": state}
         elif epoch - best["epoch"] >= config.patience:
             break
 
-    model.load_state_dict(best["state"])
     metrics = {
         "best_epoch": best["epoch"],
         "best_val_ndcg@10": best["ndcg@10"],
@@ -156,12 +244,18 @@ def _train(data, embeddings, negatives, model_config, config, out_dir, live) -> 
         "wall_time_s": round(time.perf_counter() - start, 2),
         "train_samples_per_s": round(n_samples / max(train_time, 1e-9), 1),
         "n_val_users": len(val_users),
+        "world_size": world,
     }
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # timings go to metrics/train.json only: the checkpoint dir must hash the same on a re-run
-    timeless = [{k: v for k, v in row.items() if k != "epoch_s"} for row in history]
-    stable = {k: v for k, v in metrics.items() if k not in ("wall_time_s", "train_samples_per_s")}
-    save_model(model, stats, dims, out_dir, {"metrics": stable, "history": timeless})
-
+    if main:
+        model.load_state_dict(best["state"])
+        model.to("cpu")
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # timings go to metrics/train.json only: the checkpoint dir must hash the same on a re-run;
+        # world_size only when > 1, so a one-process checkpoint hashes as before nproc existed
+        drop = ("wall_time_s", "train_samples_per_s") + (("world_size",) if world == 1 else ())
+        timeless = [{k: v for k, v in row.items() if k != "epoch_s"} for row in history]
+        stable = {k: v for k, v in metrics.items() if k not in drop}
+        save_model(model, stats, dims, out_dir, {"metrics": stable, "history": timeless})
+    D.barrier()  # no rank leaves (and tears down the group) before the checkpoint is written
     return metrics

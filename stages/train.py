@@ -1,7 +1,14 @@
-"""train stage: fit the six-token fusion model; checkpoint, dvclive curves, metrics/train.json."""
+"""train stage: fit the six-token fusion model; checkpoint, dvclive curves, metrics/train.json.
+
+``train.nproc > 1`` re-launches this same command under torchrun (one process per share of the
+cores, or per GPU); inside torchrun it joins the process group and only rank 0 writes outputs.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import typer
@@ -26,6 +33,7 @@ def main(
     import numpy as np
     from dvclive import Live
 
+    from pixrec import distributed as D
     from pixrec import schema as S
     from pixrec.data.dataset import SplitData
     from pixrec.features import load_embeddings
@@ -36,14 +44,38 @@ def main(
     p = load_sections(params, "model", "train")
     model_config = from_mapping(ModelConfig, p["model"], "model")
     config = from_mapping(TrainConfig, p["train"], "train")
+    if config.nproc > 1 and not D.launched_by_torchrun():
+        args = {"--split": split, "--embeddings": embeddings, "--negatives": negatives, "--out": out,
+                "--metrics": metrics, "--live-dir": live_dir, "--params": params}
+        rc = _torchrun(config.nproc, config.threads, [str(x) for kv in args.items() for x in kv])
+        if rc:
+            raise SystemExit(rc)
+        return
     data = SplitData.load(split)
     emb = load_embeddings(embeddings, data.n_items)
     negs = np.load(negatives / S.TRAIN_NEG_FILE, mmap_mode="r")
-    with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live, \
-            atomic_dir(out) as tmp:
-        result = train(data, emb, negs, model_config, config, tmp, live=live)
+    with D.process_group() as place:
+        if not place.is_main:  # rank 0 alone writes the checkpoint, curves and metrics
+            train(data, emb, negs, model_config, config, None)
+            return
+        with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live, \
+                atomic_dir(out) as tmp:
+            result = train(data, emb, negs, model_config, config, tmp, live=live)
     write_json(metrics, result)
     typer.echo(" ".join(f"{k}={v}" for k, v in result.items()))
+
+
+def _torchrun(nproc: int, threads: int, args: list[str]) -> int:
+    """Run this stage in ``nproc`` local processes under torchrun; its exit code.
+
+    The stage log (PIXREC_STAGE_LOG) is left to this parent: one record per stage, whose peak child
+    RSS covers the largest rank. Each rank's OpenMP pool gets its share of ``threads``, as torch's.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PIXREC_STAGE_LOG"}
+    env.setdefault("OMP_NUM_THREADS", str(max(1, threads // nproc)))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+           "-m", "stages.train", *args]
+    return subprocess.run(cmd, env=env, check=False).returncode
 
 
 if __name__ == "__main__":
