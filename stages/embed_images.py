@@ -12,7 +12,7 @@ from pixrec.encoders.base import ImageEncoderConfig
 from stages._params import fail_cleanly, load_sections
 
 # Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning. On 2 shared cores a
-# spinning thread starves the DataLoader worker and the neighbours (measured: bench/embed.py).
+# spinning thread starves the DataLoader worker and the neighbours (`pixrec bench --part embed`).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -25,15 +25,30 @@ def main(
     split: Path = typer.Option(Path("data/split"), help="split directory (items.parquet)"),
     out: Path = typer.Option(Path("data/embeddings/image")),
     params: Path = typer.Option(Path("params.yaml")),
+    shard: str | None = typer.Option(None, help="i/n: embed only shard i of n (0-based) into --shard-dir"),
+    merge: int | None = typer.Option(None, help="n: merge shards 0..n-1 from --shard-dir into --out"),
+    shard_dir: Path | None = typer.Option(None, help="shard directories (default: <out>.shards)"),
 ) -> None:
+    """Embed all items; or one shard (``--shard i/n``), or merge n shards (``--merge n``).
+
+    Under torchrun (WORLD_SIZE > 1), without either option: rank r embeds shard r/world, rank 0 merges.
+    """
     config = from_mapping(ImageEncoderConfig, load_sections(params, "encoders.image")["encoders.image"],
                           "encoders.image")
     from pixrec.encoders.image import run_embed_images  # torch & co: only when the stage runs
+    from pixrec.encoders.shards import describe_shard, dispatch
 
-    meta = run_embed_images(split, raw, out, config)
+    def run(**mode) -> dict:
+        return run_embed_images(split, raw, out, config, shard_dir=shard_dir, **mode)
+
+    kind, meta = dispatch(run, shard, merge)
+    if kind == "shard":
+        typer.echo(describe_shard(meta, "images"))
+        return
     reasons = ", ".join(f"{k}: {v['count']}" for k, v in meta["masked"].items()) or "none"
+    rate = f", {meta['items_per_s']:.0f} images/s" if meta.get("items_per_s") else ""
     typer.echo(f"{meta['encoder']} -> {out}: {meta['n_items']} items x {meta['dim']}, "
-               f"masked {meta['n_masked']} ({reasons}), {meta['items_per_s']:.0f} images/s"
+               f"masked {meta['n_masked']} ({reasons}){rate}"
                + ("  [RANDOM WEIGHTS]" if meta["random_weights"] else ""))
 
 

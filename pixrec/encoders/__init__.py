@@ -18,6 +18,8 @@ With internet (unset ``HF_HUB_OFFLINE``), e.g. in ``params.yaml``::
 
 Offline, point ``weights`` at what you downloaded: a ``save_pretrained`` directory (dino, sbert,
 bert), a checkpoint file (resnet, clip, timm), or a URL of either (archives are extracted).
+``--shard i/n`` / ``--merge n`` (or torchrun) split a stage over processes or hosts with the same
+bytes as one process (:mod:`.shards`); ``device: auto`` uses a GPU when torch sees one.
 Importing this package is cheap; torch and the model libraries load with :mod:`.image` /
 :mod:`.text`, which the names below import on first use.
 """

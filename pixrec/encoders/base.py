@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from pixrec import schema as S
+from pixrec.config import to_mapping
 from pixrec.io import atomic_dir
 from pixrec.registry import Registry
 
@@ -31,6 +32,32 @@ TEXT_ENCODERS: Registry = Registry("text encoder")  # filled by pixrec.encoders.
 
 TEXT_FIELDS = (S.TITLE, S.TAG, S.DESCRIPTION)
 EXAMPLE_IDS = 20  # item ids kept per masking reason in meta.json
+
+
+DEVICES = ("auto", "cpu", "cuda")
+AUTOCAST_DTYPE = "float16"  # CUDA only: the pretrained torch encoders run under fp16 autocast
+
+
+def check_device(device: str, where: str) -> None:
+    if device not in DEVICES:
+        raise ValueError(f"{where} must be one of {list(DEVICES)}, got {device!r}")
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; ``cuda`` without one is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: cuda requested but torch sees no CUDA device (use auto or cpu)")
+    return device
+
+
+def config_meta(config: Any) -> dict[str, Any]:
+    """The config as recorded in ``meta.json``: without ``device``, so a CPU run's bytes do not depend
+    on whether it was asked for ``auto`` or ``cpu`` (a CUDA run says ``device: cuda`` at top level)."""
+    return {k: v for k, v in to_mapping(config).items() if k != "device"}
 
 
 @dataclass(frozen=True)
@@ -44,8 +71,10 @@ class ImageEncoderConfig:
     batch_size: int = 64
     num_workers: int = 1
     pca_dim: int = 64  # pixel only; 0 = no PCA
+    device: str = "auto"  # auto | cpu | cuda; a run option, not part of the output's identity
 
     def __post_init__(self) -> None:
+        check_device(self.device, "encoders.image.device")
         if self.image_size < 16:
             raise ValueError(f"encoders.image.image_size must be >= 16, got {self.image_size}")
         if self.batch_size < 1:
@@ -66,8 +95,10 @@ class TextEncoderConfig:
     batch_size: int = 64
     max_length: int = 128
     fields: Sequence[str] = TEXT_FIELDS
+    device: str = "auto"  # auto | cpu | cuda; a run option, not part of the output's identity
 
     def __post_init__(self) -> None:
+        check_device(self.device, "encoders.text.device")
         fields = tuple(self.fields) if not isinstance(self.fields, str) else (self.fields,)
         bad = [f for f in fields if f not in TEXT_FIELDS]
         if bad or not fields:
@@ -102,6 +133,7 @@ class ImageEncoder:
     ``encode`` maps a uint8 batch (B, 3, S, S) from :attr:`preprocess` to float32 (B, raw_dim);
     ``finalize`` post-processes all usable rows at once (the pixel encoder fits its PCA there,
     on training items only). Subclasses register with ``@IMAGE_ENCODERS.register(name)``.
+    ``to(device)`` moves the model; the default keeps the encoder on the CPU (pixel: decode-bound).
     """
 
     name: str
@@ -109,9 +141,13 @@ class ImageEncoder:
     preprocess: Preprocess
     raw_dim: int  # width of encode()'s output
     source: Any  # pixrec.encoders.weights.WeightsSource
+    device: str = "cpu"
 
     def encode(self, images: Any) -> Any:  # torch.Tensor uint8 (B, 3, S, S) -> float32 (B, raw_dim)
         raise NotImplementedError
+
+    def to(self, device: str) -> ImageEncoder:
+        return self
 
     def finalize(
         self, vectors: np.ndarray, usable: np.ndarray, fit: np.ndarray
@@ -130,6 +166,7 @@ class TextEncoder:
     name: str
     dim: int
     source: Any
+    device: str = "cpu"
 
     def encode(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
@@ -214,11 +251,12 @@ def read_items(split_dir: Path, columns: Sequence[str]) -> pl.DataFrame:
 
 
 def machine_threads() -> int:
-    """CPU cores this process may use (affinity-aware)."""
+    """CPU cores this process may use (affinity-aware), shared among torchrun's local processes."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
 
 
 def warn_random(where: str) -> None:
@@ -237,8 +275,10 @@ __all__ = [
     "Preprocess",
     "TextEncoder",
     "TextEncoderConfig",
+    "config_meta",
     "machine_threads",
     "read_items",
+    "resolve_device",
     "warn_random",
     "write_embedded",
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,19 +25,31 @@ from PIL import Image
 from torch import nn
 
 from pixrec import schema as S
-from pixrec.config import to_mapping
 from pixrec.encoders import pixel as _pixel  # noqa: F401  (registers "pixel")
 from pixrec.encoders.base import (
+    AUTOCAST_DTYPE,
     IMAGE_ENCODERS,
     Embedded,
     ImageEncoder,
     ImageEncoderConfig,
     MaskCounter,
     Preprocess,
+    config_meta,
     machine_threads,
     read_items,
+    resolve_device,
     warn_random,
     write_embedded,
+)
+from pixrec.encoders.shards import (
+    RAW_FILE,
+    ROWS_FILE,
+    STATUS_FILE,
+    Shard,
+    default_shard_dir,
+    items_digest,
+    read_shards,
+    write_shard,
 )
 from pixrec.encoders.weights import WeightsError, WeightsSource, load_error, resolve
 
@@ -118,10 +130,21 @@ class TorchImageEncoder(ImageEncoder):
         if self.source.is_random:
             warn_random(f"{WHERE} {self.name} ({self.arch})")
 
+    def to(self, device: str) -> TorchImageEncoder:
+        """Move model and normalisation constants; on CUDA, ``encode`` runs under fp16 autocast."""
+        self.model.to(device)
+        self._mean, self._std = self._mean.to(device), self._std.to(device)
+        self.device = device
+        return self
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, S, S) -> float32 (B, raw_dim)."""
-        x = images.float().sub_(self._mean).div_(self._std)
-        return self.forward(x)
+        """uint8 (B, 3, S, S) -> float32 (B, raw_dim), on :attr:`device`."""
+        if self.device == "cpu":
+            x = images.float().sub_(self._mean).div_(self._std)
+            return self.forward(x)
+        x = images.to(self.device, non_blocking=True).float().sub_(self._mean).div_(self._std)
+        with torch.autocast(self.device, dtype=getattr(torch, AUTOCAST_DTYPE)):
+            return self.forward(x).float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -364,8 +387,10 @@ class DinoEncoder(TorchImageEncoder):
 
 
 def build_image_encoder(config: ImageEncoderConfig, cache_dir: Path | None = None) -> ImageEncoder:
-    """The registry entry ``config.name``, built (unknown names list the valid ones)."""
-    return IMAGE_ENCODERS.get(config.name)(config, cache_dir)
+    """The registry entry ``config.name``, built (unknown names list the valid ones), on its device."""
+    encoder = IMAGE_ENCODERS.get(config.name)(config, cache_dir)
+    device = resolve_device(config.device)
+    return encoder.to(device) if device != "cpu" else encoder
 
 
 def encode_covers(
@@ -384,6 +409,7 @@ def encode_covers(
     loader = torch.utils.data.DataLoader(
         CoverDataset(paths, encoder.preprocess), batch_size=batch_size, shuffle=False,
         num_workers=num_workers, prefetch_factor=4 if num_workers else None,
+        pin_memory=encoder.device != "cpu",
     )
     wait = compute = 0.0
     bar = tqdm(total=n, unit="img", desc=f"embed-images ({encoder.name})", file=sys.stderr,
@@ -398,16 +424,87 @@ def encode_covers(
             ok = st == OK
             status[start:start + b] = st.numpy()
             if bool(ok.all()):
-                out[start:start + b] = encoder.encode(images).numpy()
+                out[start:start + b] = encoder.encode(images).cpu().numpy()
             elif bool(ok.any()):
                 rows = start + np.flatnonzero(ok.numpy())
-                out[rows] = encoder.encode(images[ok]).numpy()
+                out[rows] = encoder.encode(images[ok]).cpu().numpy()
             start += b
             t = time.perf_counter()
             compute += t - t1
             bar.update(b)
     bar.close()
     return out, status, {"wait_for_decode": wait, "model": compute}
+
+
+def _cover_paths(items: pl.DataFrame, raw_dir: Path) -> list[str | None]:
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise FileNotFoundError(f"{raw_dir}: raw data directory not found (expected the PixelRec layout)")
+    return [None if p is None else str(raw_dir / p) for p in items[S.COVER_PATH].to_list()]
+
+
+def _check_readable(paths: list[str | None], status: np.ndarray, raw_dir: Path) -> None:
+    """Every listed cover unreadable: a wrong ``--raw``, not bad luck."""
+    listed = [p for p in paths if p is not None]
+    if listed and not (status == OK).any():
+        raise ValueError(f"{raw_dir}: none of the {len(listed)} covers listed in items.parquet could be "
+                         f"read (e.g. {listed[0]}); is --raw the directory the split was made from?")
+
+
+def _environment(encoder: ImageEncoder) -> dict:
+    """What the vectors depend on beyond config and covers; shards must agree on it."""
+    env = {
+        "encoder": encoder.name,
+        "arch": encoder.arch,
+        "weights": encoder.source.as_meta(),
+        "random_weights": encoder.random_weights,
+        "preprocess": asdict(encoder.preprocess),
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+    }
+    if encoder.device != "cpu":  # CPU outputs keep their bytes: no device key there
+        env |= {"device": encoder.device, "autocast": AUTOCAST_DTYPE}
+    return env
+
+
+def _finish(
+    items: pl.DataFrame, raw: np.ndarray, status: np.ndarray, env: dict, config: ImageEncoderConfig,
+    finalize, timings: dict,
+) -> Embedded:
+    """Global step on all items (``raw`` float32 (n, raw_dim), ``status`` int8 (n,)) -> Embedded.
+
+    Shared by the single-process run and the shard merge, so both write the same bytes.
+    """
+    usable = status == OK
+    fit = usable & (items[S.N_TRAIN].to_numpy() > 0)
+    t2 = time.perf_counter()
+    vectors, extra = finalize(raw, usable, fit)
+    vectors[~usable] = 0.0
+    t_finalize = time.perf_counter() - t2
+
+    ids = items[S.ITEM_ID].to_numpy()
+    masked = MaskCounter()
+    for code, reason in REASONS.items():
+        masked.add(reason, ids[status == code].tolist())
+    n = items.height
+    t_encode = timings.get("encode")
+    meta = {
+        "side": "image",
+        **env,
+        "config": config_meta(config),
+        "dim": int(vectors.shape[1]),
+        "n_items": n,
+        "n_usable": int(usable.sum()),
+        "n_masked": int(n - usable.sum()),
+        "masked": masked.as_dict(),
+        "timings_s": {**timings, "finalize": t_finalize},
+        "items_per_s": n / t_encode if t_encode else None,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if extra:
+        meta[env["encoder"]] = extra
+    if env["random_weights"]:
+        warn_random(f"{WHERE} {env['encoder']}")
+    return Embedded(vectors, usable, meta)
 
 
 def embed_images(
@@ -425,68 +522,96 @@ def embed_images(
     encoder = encoder or build_image_encoder(config, cache_dir)
     t_load = time.perf_counter() - t0
 
-    raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
-        raise FileNotFoundError(f"{raw_dir}: raw data directory not found (expected the PixelRec layout)")
-    paths = [None if p is None else str(raw_dir / p) for p in items[S.COVER_PATH].to_list()]
+    paths = _cover_paths(items, raw_dir)
     t1 = time.perf_counter()
     raw, status, loop = encode_covers(encoder, paths, config.batch_size, config.num_workers, progress)
     t_encode = time.perf_counter() - t1
+    _check_readable(paths, status, raw_dir)
+    timings = {"load_model": t_load, "encode": t_encode, **{f"encode.{k}": v for k, v in loop.items()}}
+    return _finish(items, raw, status, _environment(encoder), config, encoder.finalize, timings)
 
-    usable = status == OK
-    n_listed = sum(p is not None for p in paths)
-    if n_listed and not usable.any():  # every listed cover unreadable: a wrong --raw, not bad luck
-        raise ValueError(f"{raw_dir}: none of the {n_listed} covers listed in items.parquet could be read "
-                         f"(e.g. {paths[next(i for i, p in enumerate(paths) if p is not None)]}); "
-                         "is --raw the directory the split was made from?")
-    fit = usable & (items[S.N_TRAIN].to_numpy() > 0)
-    t2 = time.perf_counter()
-    vectors, extra = encoder.finalize(raw, usable, fit)
-    vectors[~usable] = 0.0
-    t_finalize = time.perf_counter() - t2
 
-    ids = items[S.ITEM_ID].to_numpy()
-    masked = MaskCounter()
-    for code, reason in REASONS.items():
-        masked.add(reason, ids[status == code].tolist())
-    n = items.height
-    meta = {
-        "side": "image",
-        "encoder": encoder.name,
-        "arch": encoder.arch,
-        "weights": encoder.source.as_meta(),
-        "random_weights": encoder.random_weights,
-        "config": to_mapping(config),
-        "preprocess": asdict(encoder.preprocess),
-        "dim": int(vectors.shape[1]),
-        "n_items": n,
-        "n_usable": int(usable.sum()),
-        "n_masked": int(n - usable.sum()),
-        "masked": masked.as_dict(),
-        "timings_s": {"load_model": t_load, "encode": t_encode, "finalize": t_finalize,
-                      **{f"encode.{k}": v for k, v in loop.items()}},
-        "items_per_s": n / t_encode if t_encode > 0 else None,
-        "torch_threads": torch.get_num_threads(),
-        "versions": {"torch": torch.__version__, "python": platform.python_version()},
-    }
-    if extra:
-        meta[encoder.name] = extra
-    if encoder.random_weights:
-        warn_random(f"{WHERE} {encoder.name}")
-    return Embedded(vectors, usable, meta)
+def _shard_expected(items: pl.DataFrame, config: ImageEncoderConfig) -> dict:
+    """What a shard's ``shard.json`` must say for this config and items table."""
+    return {"side": "image", "config": config_meta(config),
+            "items": items_digest(items[S.ITEM_ID], items[S.COVER_PATH])}
+
+
+def embed_image_shard(
+    items: pl.DataFrame, raw_dir: Path, config: ImageEncoderConfig, shard: Shard, shard_dir: Path,
+    *, cache_dir: Path | None = None, progress: bool = True, encoder: ImageEncoder | None = None,
+) -> dict:
+    """Encode this shard's batches (raw, pre-finalize features) into ``shard_dir``; returns its header."""
+    t0 = time.perf_counter()
+    torch.set_num_threads(machine_threads())
+    encoder = encoder or build_image_encoder(config, cache_dir)
+    paths = _cover_paths(items, raw_dir)
+    rows = shard.rows(np.arange(items.height), config.batch_size)
+    mine = [paths[i] for i in rows]
+    t1 = time.perf_counter()
+    raw, status, loop = encode_covers(encoder, mine, config.batch_size, config.num_workers, progress)
+    t_encode = time.perf_counter() - t1
+    _check_readable(mine, status, raw_dir)
+    header = {**_shard_expected(items, config), "env": _environment(encoder), "n_rows": len(rows),
+              "timings_s": {"load_model": t1 - t0, "encode": t_encode, **loop},
+              "items_per_s": len(rows) / t_encode if t_encode > 0 else None,
+              "torch_threads": torch.get_num_threads()}
+    path = write_shard(shard_dir, shard, header, {ROWS_FILE: rows, RAW_FILE: raw, STATUS_FILE: status})
+    return {**header, "shard": shard.index, "of": shard.count, "path": str(path)}
+
+
+def _identity(vectors: np.ndarray, usable: np.ndarray, fit: np.ndarray) -> tuple[np.ndarray, dict]:
+    return vectors, {}
+
+
+def merge_image_shards(
+    items: pl.DataFrame, config: ImageEncoderConfig, count: int, shard_dir: Path,
+    *, cache_dir: Path | None = None,
+) -> Embedded:
+    """Concatenate shards ``0..count-1`` row-aligned with ``items``, then finalize as one run would."""
+    shards = read_shards(shard_dir, count, _shard_expected(items, config),
+                         lambda s: s.rows(np.arange(items.height), config.batch_size),
+                         (RAW_FILE, STATUS_FILE))
+    head0, first = shards[0]
+    raw = np.zeros((items.height, first[RAW_FILE].shape[1]), dtype=np.float32)
+    status = np.zeros(items.height, dtype=np.int8)
+    for _, data in shards:
+        raw[data[ROWS_FILE]] = data[RAW_FILE]
+        status[data[ROWS_FILE]] = data[STATUS_FILE]
+    cls = IMAGE_ENCODERS.get(config.name)
+    # a global finalize (pixel: scaling + PCA) needs the encoder; building a pixel encoder is free,
+    # and encoders without one (the neural ones) are not loaded at all
+    finalize = (_identity if cls.finalize is ImageEncoder.finalize
+                else cls(replace(config, device="cpu"), cache_dir).finalize)
+    encode_s = max((h["timings_s"]["encode"] for h, _ in shards), default=0.0)
+    return _finish(items, raw, status, head0["env"], config, finalize,
+                   {"encode": encode_s, "shards": count})
 
 
 def run_embed_images(
     split_dir: Path, raw_dir: Path, out_dir: Path, config: ImageEncoderConfig,
     *, cache_dir: Path | None = None, progress: bool = True,
+    shard: Shard | None = None, merge: int | None = None, shard_dir: Path | None = None,
 ) -> dict:
-    """The embed-images stage: read ``items.parquet``, embed, write ``out_dir`` atomically."""
+    """The embed-images stage: read ``items.parquet``, embed, write ``out_dir`` atomically.
+
+    ``shard``: embed only that shard into ``shard_dir`` (default ``<out_dir>.shards``) and return
+    its header; ``merge``: merge that many shards from ``shard_dir`` into ``out_dir``.
+    """
     IMAGE_ENCODERS.get(config.name)  # fail on an unknown name before reading anything
     items = read_items(split_dir, [S.COVER_PATH, S.N_TRAIN])
-    result = embed_images(items, raw_dir, config, cache_dir=cache_dir, progress=progress)
+    shard_dir = Path(shard_dir) if shard_dir is not None else default_shard_dir(out_dir)
+    if shard is not None:
+        return embed_image_shard(items, raw_dir, config, shard, shard_dir, cache_dir=cache_dir,
+                                 progress=progress)
+    if merge is not None:
+        result = merge_image_shards(items, config, merge, shard_dir, cache_dir=cache_dir)
+    else:
+        result = embed_images(items, raw_dir, config, cache_dir=cache_dir, progress=progress)
     write_embedded(result, out_dir)
     return result.meta
 
 
-__all__ = ["DINO_ARCHS", "CoverDataset", "build_image_encoder", "decode_cover", "embed_images",
-           "encode_covers", "load_state_dict_file", "run_embed_images"]
+__all__ = ["DINO_ARCHS", "CoverDataset", "build_image_encoder", "decode_cover", "embed_image_shard",
+           "embed_images", "encode_covers", "load_state_dict_file", "merge_image_shards",
+           "run_embed_images"]

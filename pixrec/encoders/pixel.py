@@ -136,7 +136,12 @@ class PixelEncoder(ImageEncoder):
             out = Z
             meta["pca_dim"] = 0
         else:
-            _, s, vt = np.linalg.svd(Z[fit], full_matrices=False)  # (k, raw_dim), descending
+            from threadpoolctl import threadpool_limits
+
+            # one BLAS thread: this thin SVD is tiny work, and multi-threaded OpenBLAS measured 15-100x
+            # slower for it on 2 loaded cores (0.09 s vs 1.3-8.7 s); also independent of the core count
+            with threadpool_limits(limits=1, user_api="blas"):
+                _, s, vt = np.linalg.svd(Z[fit], full_matrices=False)  # (k, raw_dim), descending
             k = min(self.pca_dim, vt.shape[0])
             if k < self.pca_dim:
                 log.warning("pixel encoder: pca_dim %d > %d available axes (%d training covers); "

@@ -4,11 +4,13 @@ An item's text is its ``fields`` (title, tag, description by default), each clea
 zero-width characters removed, whitespace collapsed, stripped), empty ones skipped, joined with
 " | "; the tokenizer truncates at ``max_length``. Items with no text at all are masked and counted.
 Texts are encoded longest first (as sentence-transformers does) so a batch pads little; the order
-depends only on the texts, so output is deterministic.
+depends only on the texts, so output is deterministic. A shard (:mod:`.shards`) encodes whole batches
+of that same global order, so sharding never changes a batch's padding, hence never a vector.
 """
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import sys
 import time
@@ -19,16 +21,27 @@ import polars as pl
 import torch
 
 from pixrec import schema as S
-from pixrec.config import to_mapping
 from pixrec.encoders.base import (
+    AUTOCAST_DTYPE,
     TEXT_ENCODERS,
     Embedded,
     MaskCounter,
     TextEncoder,
     TextEncoderConfig,
+    config_meta,
     machine_threads,
     read_items,
+    resolve_device,
     write_embedded,
+)
+from pixrec.encoders.shards import (
+    RAW_FILE,
+    ROWS_FILE,
+    Shard,
+    default_shard_dir,
+    items_digest,
+    read_shards,
+    write_shard,
 )
 from pixrec.encoders.weights import WeightsError, load_error, resolve
 
@@ -83,6 +96,13 @@ def _check_length(max_length: int, limit: int | None, where: str) -> None:
         raise ValueError(f"{WHERE}.max_length={max_length} exceeds the model's {limit} positions ({where})")
 
 
+def _autocast(device: str):
+    """fp16 autocast on CUDA (norms, softmax and pooling sums stay fp32); nothing on the CPU."""
+    if device == "cpu":
+        return contextlib.nullcontext()
+    return torch.autocast(device, dtype=getattr(torch, AUTOCAST_DTYPE))
+
+
 @TEXT_ENCODERS.register("sbert")
 class SbertEncoder(TextEncoder):
     """sentence-transformers model; pooling and normalisation come from the model's own files."""
@@ -94,8 +114,9 @@ class SbertEncoder(TextEncoder):
             raise ValueError(f"{WHERE}.pooling applies to 'bert' only; 'sbert' pools as its model files "
                              "say (modules.json). Leave pooling: mean")
         self.name, self.source = "sbert", _weights(config, cache_dir)
+        self.device = resolve_device(config.device)
         try:
-            self.model = SentenceTransformer(self.source.location, device="cpu")
+            self.model = SentenceTransformer(self.source.location, device=self.device)
         except Exception as exc:
             raise load_error(f"{WHERE}.weights", "a sentence-transformers model", self.source, exc) from None
         self.model.eval()
@@ -107,8 +128,10 @@ class SbertEncoder(TextEncoder):
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """n strings -> float32 (n, dim)."""
-        return self.model.encode(texts, batch_size=len(texts), convert_to_numpy=True,
-                                 show_progress_bar=False).astype(np.float32, copy=False)
+        with _autocast(self.device):
+            out = self.model.encode(texts, batch_size=len(texts), convert_to_numpy=True,
+                                    show_progress_bar=False)
+        return out.astype(np.float32, copy=False)
 
     def describe(self) -> dict:
         return {"modules": [type(m).__name__ for m in self.model]}
@@ -123,9 +146,10 @@ class BertEncoder(TextEncoder):
 
         self.name, self.source = "bert", _weights(config, cache_dir)
         self.pooling, self.max_length = config.pooling, config.max_length
+        self.device = resolve_device(config.device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.source.location)
-            self.model = AutoModel.from_pretrained(self.source.location).eval()
+            self.model = AutoModel.from_pretrained(self.source.location).eval().to(self.device)
         except Exception as exc:
             raise load_error(f"{WHERE}.weights", "a transformers model", self.source, exc) from None
         _check_length(config.max_length, getattr(self.model.config, "max_position_embeddings", None),
@@ -148,7 +172,11 @@ class BertEncoder(TextEncoder):
 
     def encode(self, texts: list[str]) -> np.ndarray:
         with torch.inference_mode():
-            return self.forward(self.tokenize(texts)).numpy()
+            if self.device == "cpu":
+                return self.forward(self.tokenize(texts)).numpy()
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in self.tokenize(texts).items()}
+            with _autocast(self.device):
+                return self.forward(batch).float().cpu().numpy()
 
     def describe(self) -> dict:
         return {"pooling": self.pooling, "normalised": True, "model_type": self.model.config.model_type}
@@ -166,6 +194,64 @@ def length_order(texts: pl.Series) -> np.ndarray:
     return order[lengths[order] >= 0]
 
 
+def _environment(encoder: TextEncoder) -> dict:
+    """What the vectors depend on beyond config and texts; shards must agree on it."""
+    env = {
+        "encoder": encoder.name,
+        "weights": encoder.source.as_meta() | _package(encoder.source.kind),
+        "random_weights": False,
+        "model": encoder.describe(),
+        "separator": SEPARATOR,
+        "dim": encoder.dim,
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+    }
+    if encoder.device != "cpu":  # CPU outputs keep their bytes: no device key there
+        env |= {"device": encoder.device, "autocast": AUTOCAST_DTYPE}
+    return env
+
+
+def _encode_batches(
+    encoder: TextEncoder, values: list[str | None], batches: list[np.ndarray], progress: bool
+) -> np.ndarray:
+    """float32 (sum of batch sizes, dim): each batch encoded as one call, in order."""
+    from tqdm import tqdm
+
+    out = np.zeros((sum(len(b) for b in batches), encoder.dim), dtype=np.float32)
+    start = 0
+    with torch.inference_mode(), tqdm(total=len(out), unit="text", desc=f"embed-text ({encoder.name})",
+                                      file=sys.stderr, disable=not progress, mininterval=1.0) as bar:
+        for rows in batches:
+            out[start:start + len(rows)] = encoder.encode([values[i] for i in rows])
+            start += len(rows)
+            bar.update(len(rows))
+    return out
+
+
+def _finish(
+    items: pl.DataFrame, texts: pl.Series, vectors: np.ndarray, env: dict, config: TextEncoderConfig,
+    timings: dict, n_texts: int,
+) -> Embedded:
+    """``vectors`` float32 (n_items, dim), zero where there is no text -> Embedded (single run and merge)."""
+    usable = texts.is_not_null().to_numpy()
+    masked = MaskCounter()
+    masked.add(EMPTY_TEXT, items[S.ITEM_ID].to_numpy()[~usable].tolist())
+    n = items.height
+    t_encode = timings.get("encode")
+    meta = {
+        "side": "text",
+        **env,
+        "config": config_meta(config) | {"fields": list(config.fields)},
+        "n_items": n,
+        "n_usable": int(usable.sum()),
+        "n_masked": int(n - usable.sum()),
+        "masked": masked.as_dict(),
+        "timings_s": timings,
+        "texts_per_s": n_texts / t_encode if t_encode else None,
+        "torch_threads": torch.get_num_threads(),
+    }
+    return Embedded(vectors, usable, meta)
+
+
 def embed_texts(
     items: pl.DataFrame,
     config: TextEncoderConfig,
@@ -175,8 +261,6 @@ def embed_texts(
     encoder: TextEncoder | None = None,
 ) -> Embedded:
     """Embed every item's text. ``items``: item_idx order, with item_id and the ``fields``."""
-    from tqdm import tqdm
-
     t0 = time.perf_counter()
     torch.set_num_threads(machine_threads())
     encoder = encoder or build_text_encoder(config, cache_dir)
@@ -184,53 +268,82 @@ def embed_texts(
 
     texts = item_texts(items, tuple(config.fields))
     order = length_order(texts)
-    values = texts.to_list()
-    n = items.height
-    vectors = np.zeros((n, encoder.dim), dtype=np.float32)
+    vectors = np.zeros((items.height, encoder.dim), dtype=np.float32)
     t1 = time.perf_counter()
-    with torch.inference_mode(), tqdm(total=len(order), unit="text", desc=f"embed-text ({encoder.name})",
-                                      file=sys.stderr, disable=not progress, mininterval=1.0) as bar:
-        for s in range(0, len(order), config.batch_size):
-            rows = order[s:s + config.batch_size]
-            vectors[rows] = encoder.encode([values[i] for i in rows])
-            bar.update(len(rows))
+    vectors[order] = _encode_batches(encoder, texts.to_list(), Shard(0, 1).batches(order, config.batch_size),
+                                     progress)
     t_encode = time.perf_counter() - t1
+    return _finish(items, texts, vectors, _environment(encoder), config,
+                   {"load_model": t_load, "encode": t_encode}, len(order))
 
-    usable = texts.is_not_null().to_numpy()
-    masked = MaskCounter()
-    masked.add(EMPTY_TEXT, items[S.ITEM_ID].to_numpy()[~usable].tolist())
-    meta = {
-        "side": "text",
-        "encoder": encoder.name,
-        "weights": encoder.source.as_meta() | _package(encoder.source.kind),
-        "random_weights": False,
-        "config": to_mapping(config) | {"fields": list(config.fields)},
-        "model": encoder.describe(),
-        "separator": SEPARATOR,
-        "dim": encoder.dim,
-        "n_items": n,
-        "n_usable": int(usable.sum()),
-        "n_masked": int(n - usable.sum()),
-        "masked": masked.as_dict(),
-        "timings_s": {"load_model": t_load, "encode": t_encode},
-        "texts_per_s": len(order) / t_encode if t_encode > 0 else None,
-        "torch_threads": torch.get_num_threads(),
-        "versions": {"torch": torch.__version__, "python": platform.python_version()},
-    }
-    return Embedded(vectors, usable, meta)
+
+def _shard_expected(items: pl.DataFrame, texts: pl.Series, config: TextEncoderConfig) -> dict:
+    """What a shard's ``shard.json`` must say for this config and items table."""
+    return {"side": "text", "config": config_meta(config) | {"fields": list(config.fields)},
+            "items": items_digest(items[S.ITEM_ID], texts)}
+
+
+def embed_text_shard(
+    items: pl.DataFrame, config: TextEncoderConfig, shard: Shard, shard_dir: Path,
+    *, cache_dir: Path | None = None, progress: bool = True, encoder: TextEncoder | None = None,
+) -> dict:
+    """Encode this shard's batches of the global length order into ``shard_dir``; returns its header."""
+    t0 = time.perf_counter()
+    torch.set_num_threads(machine_threads())
+    encoder = encoder or build_text_encoder(config, cache_dir)
+    texts = item_texts(items, tuple(config.fields))
+    batches = shard.batches(length_order(texts), config.batch_size)
+    t1 = time.perf_counter()
+    vectors = _encode_batches(encoder, texts.to_list(), batches, progress)
+    t_encode = time.perf_counter() - t1
+    header = {**_shard_expected(items, texts, config), "env": _environment(encoder), "n_rows": len(vectors),
+              "timings_s": {"load_model": t1 - t0, "encode": t_encode},
+              "items_per_s": len(vectors) / t_encode if t_encode > 0 else None,
+              "torch_threads": torch.get_num_threads()}
+    rows = np.concatenate(batches).astype(np.int64) if batches else np.zeros(0, dtype=np.int64)
+    path = write_shard(shard_dir, shard, header, {ROWS_FILE: rows, RAW_FILE: vectors})
+    return {**header, "shard": shard.index, "of": shard.count, "path": str(path)}
+
+
+def merge_text_shards(
+    items: pl.DataFrame, config: TextEncoderConfig, count: int, shard_dir: Path
+) -> Embedded:
+    """Concatenate shards ``0..count-1`` row-aligned with ``items``: the single run's output."""
+    texts = item_texts(items, tuple(config.fields))
+    order = length_order(texts)
+    shards = read_shards(shard_dir, count, _shard_expected(items, texts, config),
+                         lambda s: s.rows(order, config.batch_size), (RAW_FILE,))
+    head0, first = shards[0]
+    vectors = np.zeros((items.height, first[RAW_FILE].shape[1]), dtype=np.float32)
+    for _, data in shards:
+        vectors[data[ROWS_FILE]] = data[RAW_FILE]
+    encode_s = max((h["timings_s"]["encode"] for h, _ in shards), default=0.0)
+    return _finish(items, texts, vectors, head0["env"], config, {"encode": encode_s, "shards": count},
+                   len(order))
 
 
 def run_embed_text(
     split_dir: Path, out_dir: Path, config: TextEncoderConfig,
     *, cache_dir: Path | None = None, progress: bool = True,
+    shard: Shard | None = None, merge: int | None = None, shard_dir: Path | None = None,
 ) -> dict:
-    """The embed-text stage: read ``items.parquet``, embed, write ``out_dir`` atomically."""
+    """The embed-text stage: read ``items.parquet``, embed, write ``out_dir`` atomically.
+
+    ``shard``: embed only that shard into ``shard_dir`` (default ``<out_dir>.shards``) and return
+    its header; ``merge``: merge that many shards from ``shard_dir`` into ``out_dir``.
+    """
     TEXT_ENCODERS.get(config.name)  # fail on an unknown name before reading anything
     items = read_items(split_dir, list(config.fields))
-    result = embed_texts(items, config, cache_dir=cache_dir, progress=progress)
+    shard_dir = Path(shard_dir) if shard_dir is not None else default_shard_dir(out_dir)
+    if shard is not None:
+        return embed_text_shard(items, config, shard, shard_dir, cache_dir=cache_dir, progress=progress)
+    if merge is not None:
+        result = merge_text_shards(items, config, merge, shard_dir)
+    else:
+        result = embed_texts(items, config, cache_dir=cache_dir, progress=progress)
     write_embedded(result, out_dir)
     return result.meta
 
 
-__all__ = ["SEPARATOR", "build_text_encoder", "clean_text", "embed_texts", "item_texts",
-           "length_order", "packaged_minilm", "run_embed_text"]
+__all__ = ["SEPARATOR", "build_text_encoder", "clean_text", "embed_text_shard", "embed_texts", "item_texts",
+           "length_order", "merge_text_shards", "packaged_minilm", "run_embed_text"]
