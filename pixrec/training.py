@@ -126,6 +126,27 @@ def train(
         torch.use_deterministic_algorithms(deterministic)
 
 
+def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, users: torch.Tensor, items: torch.Tensor,
+               labels: torch.Tensor, feats: ItemFeatures, sum_scale: float | None = None,
+               forward_ctx: contextlib.AbstractContextManager | None = None) -> float:
+    """One optimiser step on a batch (users, items, labels all (B,)) with item-token dropout; the loss.
+
+    ``sum_scale`` (DDP): the loss is the batch sum times it, so with ``world / n_global`` DDP's
+    average over ranks is the mean over the global batch. ``forward_ctx`` wraps the forward pass and
+    loss only (device, autocast), not backward. The benchmark times this same function.
+    """
+    with forward_ctx or contextlib.nullcontext():
+        logits = net(users, items, feats, item_dropout=True)
+        if sum_scale is None:
+            loss = F.binary_cross_entropy_with_logits(logits, labels)
+        else:
+            loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="sum") * sum_scale
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
 def _train(data, embeddings, negatives, model_config, config, out_dir, live) -> dict:
     rank, world = D.rank(), D.world_size()
     main = rank == 0
@@ -202,17 +223,9 @@ def _train(data, embeddings, negatives, model_config, config, out_dir, live) -> 
         total, batches, seen = 0.0, 0, 0
         for idx, n_global in rank_batches(perm, config.batch_size, rank, world):
             idx = idx.to(dev)
-            with on_device():
-                logits = net(users_all[idx], items_all[idx], train_feats, item_dropout=True)
-                if world == 1:
-                    loss = F.binary_cross_entropy_with_logits(logits, labels[idx])
-                else:  # world / n_global: DDP's average over ranks is then the global batch mean
-                    loss = F.binary_cross_entropy_with_logits(logits, labels[idx], reduction="sum")
-                    loss = loss * (world / n_global)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) / world  # this rank's share of the global batch's mean
+            loss = train_step(net, opt, users_all[idx], items_all[idx], labels[idx], train_feats,
+                              world / n_global if world > 1 else None, on_device())
+            total += loss / world  # this rank's share of the global batch's mean
             batches += 1
             seen += n_global
         if world > 1:
@@ -241,21 +254,19 @@ def _train(data, embeddings, negatives, model_config, config, out_dir, live) -> 
         "best_val_ndcg@10": best["ndcg@10"],
         "untrained_val_ndcg@10": untrained,
         "epochs_run": len(history),
-        "wall_time_s": round(time.perf_counter() - start, 2),
-        "train_samples_per_s": round(n_samples / max(train_time, 1e-9), 1),
         "n_val_users": len(val_users),
         "world_size": world,
     }
-    if main:
+    if main:  # timings are printed, never stored: same params, same outputs, bit for bit
+        print(f"trained {n_samples:,} samples at {n_samples / max(train_time, 1e-9):,.0f} samples/s; "
+              f"{time.perf_counter() - start:.1f} s with validation", flush=True)
         model.load_state_dict(best["state"])
         model.to("cpu")
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        # timings go to metrics/train.json only: the checkpoint dir must hash the same on a re-run;
         # world_size only when > 1, so a one-process checkpoint hashes as before nproc existed
-        drop = ("wall_time_s", "train_samples_per_s") + (("world_size",) if world == 1 else ())
         timeless = [{k: v for k, v in row.items() if k != "epoch_s"} for row in history]
-        stable = {k: v for k, v in metrics.items() if k not in drop}
+        stable = {k: v for k, v in metrics.items() if not (k == "world_size" and world == 1)}
         save_model(model, stats, dims, out_dir, {"metrics": stable, "history": timeless})
     D.barrier()  # no rank leaves (and tears down the group) before the checkpoint is written
     return metrics

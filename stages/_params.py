@@ -49,7 +49,7 @@ def _log_stage(started: float, ok: bool) -> None:
 
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    record = {"argv": sys.argv, "ok": ok, "wall_s": round(time.perf_counter() - started, 2),
+    record = {"argv": sys.argv, "ok": ok, "wall_s": round(time.perf_counter() - started, 3),
               "peak_rss_mib": round(kib / 1024, 1), "peak_child_rss_mib": round(child_kib / 1024, 1),
               "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
     with open(path, "a", encoding="utf-8") as fh:

@@ -90,9 +90,7 @@ def test_two_gloo_ranks_match_one_process_and_are_deterministic(inputs, tiny_spl
     assert meta["metrics"]["world_size"] == 2 and len(meta["history"]) == two["epochs_run"]
 
     again, _ = train_stage(inputs, tiny_split, tmp_path / "again", nproc=2)
-    for timed in ("wall_time_s", "train_samples_per_s"):
-        again.pop(timed), two.pop(timed)
-    assert again == two
+    assert again == two  # every returned metric, no timings among them
     w2 = torch.load(run / "model" / "model.pt", weights_only=True)["state_dict"]
     w3 = torch.load(tmp_path / "again" / "model" / "model.pt", weights_only=True)["state_dict"]
     for key in w2:

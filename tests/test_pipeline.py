@@ -71,6 +71,15 @@ def test_second_repro_does_nothing_and_lr_change_skips_embeddings(repo):
 
 
 @pytest.mark.slow
+def test_forced_rerun_writes_the_same_bytes(repo):
+    """Same params, same outputs bit for bit: no timings or machine paths in what a stage writes, so
+    dvc.lock (the hash of every output) does not move when stages run again."""
+    before = (repo / "dvc.lock").read_text()
+    run_dvc(repo, "repro", "--force", "--single-item", "embed-text", "train", "evaluate", "two-stage")
+    assert (repo / "dvc.lock").read_text() == before
+
+
+@pytest.mark.slow
 def test_two_stage_table_brackets_exact_ranking(repo):
     """The exact row is the evaluate stage's fusion result; more candidates never lose the target."""
     table = json.loads((repo / "metrics" / "two_stage.json").read_text())
@@ -101,7 +110,11 @@ def test_bench_reports_every_stage_and_the_compute_figures(repo, tmp_path):
     names = [r["stage"] for r in bench["stages"]["rows"]]
     assert {"download", "split", "train", "two-stage", "ablate@no_image", "ablate-encoders@pixel-sbert",
             "report"} <= set(names)
-    assert all(r["ok"] and r["wall_s"] > 0 and r["peak_rss_mib"] > 50 for r in bench["stages"]["rows"])
+    assert all(r["ok"] and r["wall_s"] >= 0 and r["peak_rss_mib"] > 0 for r in bench["stages"]["rows"])
+    # a stage that loads torch and trains holds far more than a bare interpreter (~10 MiB);
+    # tiny stages like ablate-summary may hold little more than that (32 MiB seen)
+    train = next(r for r in bench["stages"]["rows"] if r["stage"] == "train")
+    assert train["wall_s"] > 0 and train["peak_rss_mib"] > 100
     assert bench["machine"]["cpus"] >= 1 and bench["machine"]["memory_gib"] > 0
     assert {r["side"] for r in bench["embed"]} == {"image", "text"}
     assert all(r["bare_per_s"] > 0 and r["stage_per_s"] > 0 for r in bench["embed"])

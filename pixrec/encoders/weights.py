@@ -13,16 +13,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
-import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pixrec.io import atomic_dir, atomic_file
+from pixrec.data.fetch import DownloadError, download, extract, sha256_file
+from pixrec.io import atomic_dir
 
 log = logging.getLogger("pixrec.encoders")
 
@@ -82,14 +80,6 @@ def _looks_like_path(spec: str) -> bool:
             or spec.lower().endswith(_FILE_SUFFIXES))
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def resolve(
     spec: str | None,
     *,
@@ -141,57 +131,32 @@ def _is_archive(name: str) -> bool:
 
 
 def fetch_url(url: str, cache_dir: Path, *, where: str = "weights", timeout: float = 60.0) -> Path:
-    """Download ``url`` into ``cache_dir`` once (atomic, hash-checked); return the file or the
-    extracted archive directory (its single top-level folder when it has exactly one)."""
+    """Download ``url`` into ``cache_dir`` once (resumable, hash-checked: :func:`pixrec.data.fetch.download`);
+    return the file or the extracted archive directory (its single top-level folder when it has one)."""
     bare, expected = _split_hash(url)
     name = Path(urllib.parse.urlsplit(bare).path).name or "weights"
     key = hashlib.sha256(bare.encode()).hexdigest()[:16]
     folder = Path(cache_dir).expanduser() / key
     target = folder / name
-    if target.is_file() and expected and sha256_file(target) != expected:
-        log.warning("%s: cached %s does not match sha256 %s; fetching again", where, target, expected)
-        target.unlink()
-    if not target.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        log.info("%s: downloading %s -> %s", where, bare, target)
-        try:
-            with urllib.request.urlopen(bare, timeout=timeout) as resp, atomic_file(target) as tmp:
-                with open(tmp, "wb") as f:
-                    shutil.copyfileobj(resp, f, _CHUNK)
-                if expected and (got := sha256_file(tmp)) != expected:
-                    raise WeightsError(f"{where}: {bare}: sha256 {got} != expected {expected}")
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise WeightsError(f"{where}: cannot download {bare} ({reason}); check the URL or "
-                               "download the file yourself and give its local path") from None
-    if not _is_archive(name):
-        return target
-    out = folder / "extracted"
-    if not out.is_dir():
-        with atomic_dir(out) as tmp:
-            _extract(target, tmp, where)
+    try:
+        if not (target.is_file() and expected is None):  # an unhashed cached file is trusted as is
+            if target.is_file() and sha256_file(target) != expected:
+                log.warning("%s: cached %s does not match sha256 %s; fetching again", where, target, expected)
+                target.unlink()
+            if not target.is_file():
+                log.info("%s: downloading %s -> %s", where, bare, target)
+            download(bare, target, expected, timeout=timeout, setting=where)
+        if not _is_archive(name):
+            return target
+        out = folder / "extracted"
+        if not out.is_dir():
+            with atomic_dir(out) as tmp:
+                extract(target, tmp)
+    except DownloadError as exc:
+        raise WeightsError(f"{where}: cannot download or unpack {exc}; or download the file yourself "
+                           "and give its local path") from None
     children = [p for p in out.iterdir() if not p.name.startswith(".")]
     return children[0] if len(children) == 1 and children[0].is_dir() else out
-
-
-def _extract(archive: Path, dest: Path, where: str) -> None:
-    try:
-        if archive.name.lower().endswith(".zip"):
-            with zipfile.ZipFile(archive) as z:
-                for member in z.namelist():
-                    _check_member(member, where, archive)
-                z.extractall(dest)
-        else:
-            with tarfile.open(archive) as t:
-                t.extractall(dest, filter="data")  # refuses absolute paths, .. and links out
-    except (zipfile.BadZipFile, tarfile.TarError, OSError) as exc:
-        raise WeightsError(f"{where}: {archive}: not a readable archive ({exc})") from None
-
-
-def _check_member(member: str, where: str, archive: Path) -> None:
-    p = Path(member)
-    if p.is_absolute() or ".." in p.parts:
-        raise WeightsError(f"{where}: {archive}: unsafe member path {member!r}")
 
 
 def first_line(exc: BaseException) -> str:

@@ -346,9 +346,8 @@ def write_outputs(
     with atomic_dir(Path(out_dir)) as tmp:
         ranks.write_parquet(tmp / S.EVAL_RANKS_FILE, statistics=False)
         top.write_parquet(tmp / S.EVAL_TOP_FILE, statistics=False)
-        write_json(tmp / S.EVAL_META_FILE, {
-            **meta, "seconds": {r.name: r.seconds for r in results}, "list_k": LIST_K,
-        })
+        # no timings (they are logged): the stage's outputs must hash the same on every run
+        write_json(tmp / S.EVAL_META_FILE, {**meta, "list_k": LIST_K})
     with atomic_file(Path(plot_path)) as tmp:
         plot.write_csv(tmp)
     write_json(Path(metrics_path), metrics)
