@@ -139,12 +139,12 @@ def fetch_url(url: str, cache_dir: Path, *, where: str = "weights", timeout: flo
     folder = Path(cache_dir).expanduser() / key
     target = folder / name
     try:
-        if not (target.is_file() and expected is None):  # an unhashed cached file is trusted as is
-            if target.is_file() and sha256_file(target) != expected:
+        # a cached file is used as is when no sha256 is given, else only if it matches (hashed once)
+        if not (target.is_file() and (expected is None or sha256_file(target) == expected)):
+            if target.is_file():
                 log.warning("%s: cached %s does not match sha256 %s; fetching again", where, target, expected)
                 target.unlink()
-            if not target.is_file():
-                log.info("%s: downloading %s -> %s", where, bare, target)
+            log.info("%s: downloading %s -> %s", where, bare, target)
             download(bare, target, expected, timeout=timeout, setting=where)
         if not _is_archive(name):
             return target
