@@ -21,6 +21,8 @@ def main(
 ) -> None:
     config = DataConfig.from_params(load_sections(params, "data")["data"])
     summary = materialise(config, out)
+    for line in summary.get("taken", []):  # which of the user's files was taken for what
+        typer.echo(f"download: {line}")
     for warning in summary.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     typer.echo(" ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, dict | list)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -21,8 +22,10 @@ def main(
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
     config = from_mapping(SplitConfig, load_sections(params, "split")["split"], "split")
-    summary = split_raw(raw, out, config)["summary"]
-    typer.echo(" ".join(f"{k}={v}" for k, v in summary.items()))
+    result = split_raw(raw, out, config)
+    for line in result["lines"]:  # what was dropped or repaired, not only in report.json
+        print(f"split: {line}", file=sys.stderr)
+    typer.echo(" ".join(f"{k}={v}" for k, v in result["summary"].items()))
 
 
 if __name__ == "__main__":

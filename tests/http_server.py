@@ -1,5 +1,6 @@
 """A real HTTP server on 127.0.0.1 for download tests: serves a directory, honours Range / If-Range,
-and can drop the connection after N bytes of a file's first response (a flaky file-sharing host)."""
+can drop the connection after N bytes of a file's first response (a flaky file-sharing host) and then
+answer with an error status; plus a dead host (accepts connections, never answers) and a closed port."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class Server:
     port: int = 0
     drop_after: dict[str, int] = field(default_factory=dict)  # name -> bytes sent before closing, once
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (name, Range header)
+    fail_with: dict[str, int] = field(default_factory=dict)  # name -> HTTP status of every later answer
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{urllib.parse.quote(name)}"
@@ -33,6 +35,9 @@ def _handler(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             name = urllib.parse.unquote(self.path.lstrip("/"))
             server.requests.append((name, self.headers.get("Range")))
+            if name in server.fail_with and (name not in server.drop_after):
+                self.send_error(server.fail_with[name])
+                return
             path = server.root / name
             if not path.is_file() or ".." in Path(name).parts:
                 self.send_error(404, "Not Found")
@@ -85,3 +90,23 @@ def serve(root: Path) -> Iterator[Server]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def dead_host() -> Iterator[str]:
+    """A URL whose host accepts the TCP connection (the kernel's backlog) and never sends a byte."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/interactions.csv"
+    finally:
+        sock.close()
+
+
+def closed_port_url() -> str:
+    """A URL on a loopback port nothing listens on (connection refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/interactions.csv"

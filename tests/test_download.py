@@ -22,8 +22,9 @@ from http_server import serve
 from pixrec import schema as S
 from pixrec.config import ConfigError
 from pixrec.data.fetch import DownloadError, download, extract
-from pixrec.data.sources import DataConfig, SourceError, materialise
+from pixrec.data.sources import DataConfig, materialise
 from pixrec.data.split import SplitConfig, split_raw
+from pixrec.errors import InputError
 from pixrec.registry import UnknownNameError
 
 
@@ -100,11 +101,15 @@ def test_interrupted_transfer_resumes_with_range(site, tmp_path):
         got = download(server.url(S.RAW_INTERACTIONS), tmp_path / "a.csv", sha(target), backoff=0.01)
         assert got.resumed_from == 10_000 and got.sha256 == sha(target) == sha(tmp_path / "a.csv")
         assert server.requests == [(S.RAW_INTERACTIONS, None), (S.RAW_INTERACTIONS, "bytes=10000-")]
-        # across runs: a run that gives up keeps its .part, the next one continues from it
+        # across runs: a run that gives up keeps its .part, the next one continues from it. The host
+        # drops the first connection after 5,000 bytes, then answers 503: the attempt that progressed
+        # earns another try, the one that got nothing ends the run (retries=0)
         server.drop_after[S.RAW_INTERACTIONS] = 5_000
-        with pytest.raises(DownloadError, match=r"failed after 1 attempts .* kept in .*b\.csv\.part"):
+        server.fail_with[S.RAW_INTERACTIONS] = 503
+        with pytest.raises(DownloadError, match=r"failed after 2 attempts, .*503.* kept in .*b\.csv\.part"):
             download(server.url(S.RAW_INTERACTIONS), tmp_path / "b.csv", retries=0)
         assert (tmp_path / "b.csv.part").stat().st_size == 5_000 and not (tmp_path / "b.csv").exists()
+        del server.fail_with[S.RAW_INTERACTIONS]
         got = download(server.url(S.RAW_INTERACTIONS), tmp_path / "b.csv", sha(target))
         assert got.resumed_from == 5_000 and sha(tmp_path / "b.csv") == sha(target)
         assert not (tmp_path / "b.csv.part").exists()
@@ -170,20 +175,20 @@ def test_local_source_without_covers_warns_and_continues(tiny_raw, tmp_path):
         shutil.copyfile(tiny_raw / name, src / name)
     config = DataConfig.from_params({"source": "local", "local_dir": str(src)})
     summary = materialise(config, tmp_path / "raw")
-    assert summary["n_covers"] == 0 and "no covers directory" in summary["warnings"][0]
+    assert summary["n_covers"] == 0 and "no covers folder or archive" in summary["warnings"][0]
 
 
 @pytest.mark.parametrize(
     ("name", "lines", "message"),
     [
         (S.RAW_INTERACTIONS, ["item_id,user,timestamp", "i1,u1,1"],
-         r"row 1 \(header\) is 'item_id,user,timestamp'"),
+         r"row 1 \(header\) lacks column\(s\) \[.user_id.\]"),
         (S.RAW_INTERACTIONS, ["item_id,user_id,timestamp", "i1,u1,1", "i2,u1"],
          "row 3 has 2 fields, the header has 3"),
         (S.RAW_ITEMS, [",".join(S.ITEM_COLUMNS), "i1,1,2,3,4,5,6,7,t,g,d",
                        'i2,1,2,3,4,5,6,7,"a, b",g,d,extra'],
          "row 3 has 12 fields, the header has 11"),
-        (S.RAW_INTERACTIONS, ["item_id,user_id,timestamp", 'i1,u1,1', 'i2,"u1"x,2'], "row 3 .*malformed CSV"),
+        (S.RAW_INTERACTIONS, ["item_id,user_id,timestamp", 'i1,u1,1', 'i2,"u1,2', "i3,u1,3"], "row 3"),
     ],
 )
 def test_local_source_names_file_and_row_of_a_malformed_csv(tiny_raw, tmp_path, name, lines, message):
@@ -192,7 +197,7 @@ def test_local_source_names_file_and_row_of_a_malformed_csv(tiny_raw, tmp_path, 
     for f in (S.RAW_INTERACTIONS, S.RAW_ITEMS):
         shutil.copyfile(tiny_raw / f, src / f)
     (src / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(SourceError, match=message) as err:
+    with pytest.raises(InputError, match=message) as err:
         materialise(DataConfig.from_params({"source": "local", "local_dir": str(src)}), tmp_path / "raw")
     assert str(src / name) in str(err.value)
     assert not (tmp_path / "raw").exists()

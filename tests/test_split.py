@@ -74,8 +74,8 @@ def test_roles_by_time_and_short_users_train_only(hand):
 def test_every_repair_is_counted_with_rows(hand):
     report, data = hand
     counts = report["counts"]
-    assert counts["interactions: missing or non-numeric timestamp"] == 1
-    assert report["examples"]["interactions: missing or non-numeric timestamp"][0]["_row"] == 6
+    assert counts["interactions: missing or unparsable timestamp"] == 1
+    assert report["examples"]["interactions: missing or unparsable timestamp"][0]["_row"] == 6
     assert counts["interactions: repeated (user, item) pair collapsed to the earliest"] == 1
     assert counts["interactions: item_id not in item_info.csv (dropped)"] == 1
     assert counts["items: view_number not a number (set missing)"] == 1

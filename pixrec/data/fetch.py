@@ -7,7 +7,7 @@ with bounded back-off, and is renamed onto its final name only once complete and
 half-downloaded file is never mistaken for a finished one. Archives are extracted member by member
 after checking every name, so an archive cannot write outside its destination.
 
-Errors are :class:`DownloadError` (a ``ValueError``, so stages report it in one line) naming the URL.
+Errors are :class:`DownloadError` (an ``InputError``, so stages report it in one line) naming the URL.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import logging
 import os
 import shutil
 import tarfile
@@ -25,11 +26,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from pixrec.errors import InputError
+
 CHUNK = 1 << 20
 RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
+log = logging.getLogger(__name__)
 
 
-class DownloadError(ValueError):
+class DownloadError(InputError):
     """A download or extraction that cannot succeed; the message names the URL or archive."""
 
 
@@ -74,8 +78,12 @@ def download(url: str, dest: Path, sha256: str | None = None, *, retries: int = 
              backoff: float = 0.5, setting: str = "data.url") -> Fetched:
     """Download ``url`` to ``dest``, resuming ``dest.part`` if present; verify ``sha256`` if given.
 
-    ``retries`` bounds the attempts after a dropped connection, timeout or 5xx (each resumes where
-    the last stopped); a 4xx other than 408/429 fails at once. On a digest mismatch the file is
+    Patience is for transfers that progress, not for hosts that never answer: an attempt ends after
+    ``timeout`` seconds without a byte (connect included) and the next one resumes where it stopped;
+    ``retries`` bounds the attempts in a row that receive nothing; and when nothing has arrived for
+    ``timeout`` seconds since the start or the last attempt that received bytes, the download fails
+    (a closed port or a host that accepts and never answers fails within ``timeout``). Each failed
+    attempt is logged. A 4xx other than 408/429 fails at once. On a digest mismatch the file is
     removed and the error names the URL and both digests. A ``dest`` that already has the expected
     digest is not fetched again. ``file://`` URLs and plain paths are copied. ``setting``: the
     params.yaml entry the URL came from, named in the errors.
@@ -90,62 +98,110 @@ def download(url: str, dest: Path, sha256: str | None = None, *, retries: int = 
     if not url.lower().startswith(("http://", "https://")):
         raise DownloadError(f"{url}: unsupported URL scheme (use http://, https:// or file://)")
     part = dest.with_name(dest.name + ".part")
-    meta = dest.with_name(dest.name + ".part.json")  # remembers the validator for If-Range
-    last_error: str = "no attempt made"
-    resumed_from = 0
-    for attempt in range(retries + 1):
-        if attempt:
-            time.sleep(min(backoff * 2 ** (attempt - 1), 10.0))
-        offset = part.stat().st_size if part.exists() else 0
-        headers = {"User-Agent": "pixrec-download/1", "Accept-Encoding": "identity"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
-            saved = json.loads(meta.read_text()) if meta.exists() else {}
-            if saved.get("url") == url and saved.get("validator"):
-                headers["If-Range"] = saved["validator"]
+    attempt = _Attempts(url, part, retries, timeout, backoff)
+    while attempt.next():
+        before = part.stat().st_size if part.exists() else 0
         try:
-            request = urllib.request.Request(url, headers=headers)
-            with urllib.request.urlopen(request, timeout=timeout) as resp:
-                if resp.status == 200 and offset:
-                    offset = 0  # server ignored the range or the file changed: start again
-                total = _total_from(resp, offset)
-                meta.write_text(json.dumps({"url": url, "validator": _validator(resp.headers)}))
-                resumed_from = offset
-                with open(part, "r+b" if offset else "wb") as f:
-                    f.seek(offset)
-                    f.truncate()
-                    while chunk := resp.read(CHUNK):
-                        f.write(chunk)
-            size = part.stat().st_size
-            if total is not None and size < total:
-                last_error = f"connection closed after {size} of {total} bytes"
-                continue
+            if _attempt(url, part, attempt.socket_timeout()):
+                break
+            attempt.failed("connection closed before the end of the file", before)
+        except _Satisfied:
             break
         except urllib.error.HTTPError as exc:
-            if exc.code == 416 and offset:  # range not satisfiable: .part may already be complete
-                total = exc.headers.get("Content-Range", "").rpartition("/")[2]
-                if total.isdigit() and int(total) == offset:
-                    break
-                part.unlink(missing_ok=True)
-                last_error = f"HTTP 416 for a resume at byte {offset}; restarting"
+            if exc.code == 416:  # a resume past the end of a changed file: _attempt removed the .part
+                attempt.failed(f"HTTP 416 for a resume at byte {before}; restarting", before)
                 continue
             if exc.code not in RETRYABLE_HTTP:
                 raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}; check the URL in params.yaml "
                                     f"({setting})") from None
-            last_error = f"HTTP {exc.code} {exc.reason}"
+            attempt.failed(f"HTTP {exc.code} {exc.reason}", before)
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", exc)
-            last_error = f"{type(exc).__name__}: {reason}"
-    else:
-        raise DownloadError(f"{url}: download failed after {retries + 1} attempts ({last_error}); "
-                            f"{part.stat().st_size if part.exists() else 0} bytes kept in {part} for a "
-                            "later resume")
+            attempt.failed(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}", before)
+    meta = part.with_name(part.name + ".json")
     try:
         actual = verify_sha256(part, sha256, url, setting)
     finally:
         meta.unlink(missing_ok=True)
     os.replace(part, dest)
-    return Fetched(url, dest, actual, dest.stat().st_size, resumed_from)
+    return Fetched(url, dest, actual, dest.stat().st_size, attempt.resumed_from)
+
+
+class _Satisfied(Exception):
+    """HTTP 416 on a resume whose ``.part`` already holds the whole file."""
+
+
+class _Attempts:
+    """When to try again: bounded attempts in a row without a byte, bounded time without a byte."""
+
+    def __init__(self, url: str, part: Path, retries: int, timeout: float, backoff: float) -> None:
+        self.url, self.part, self.retries, self.timeout, self.backoff = url, part, retries, timeout, backoff
+        self.n = 0  # attempts so far
+        self.idle = 0  # attempts in a row that received nothing
+        self.since = time.monotonic()  # start, or end of the last attempt that received bytes
+        self.last_error = "no attempt made"
+        self.resumed_from = 0
+
+    def next(self) -> bool:
+        """Wait the back-off and return True to try again; raise when patience is spent."""
+        if self.n:
+            delay = min(self.backoff * 2 ** (self.idle - 1), 10.0) if self.idle else 0.0
+            waited = time.monotonic() - self.since
+            if self.idle and (self.idle > self.retries or waited + delay >= self.timeout):
+                self._give_up(waited)
+            log.warning("%s: attempt %d failed (%s); retrying in %.1f s", self.url, self.n, self.last_error,
+                        delay)
+            time.sleep(delay)
+        self.n += 1
+        self.resumed_from = self.part.stat().st_size if self.part.exists() else 0
+        return True
+
+    def socket_timeout(self) -> float:
+        """Connect / read timeout for this attempt: what is left of the time without a byte."""
+        return max(0.1, min(self.timeout, self.timeout - (time.monotonic() - self.since)))
+
+    def failed(self, error: str, before: int) -> None:
+        self.last_error = error
+        if (self.part.stat().st_size if self.part.exists() else 0) > before:
+            self.idle, self.since = 0, time.monotonic()  # it progressed: patience starts again
+        else:
+            self.idle += 1
+
+    def _give_up(self, waited: float) -> None:
+        kept = self.part.stat().st_size if self.part.exists() else 0
+        raise DownloadError(f"{self.url}: download failed after {self.n} attempts, nothing received for "
+                            f"{waited:.0f} s ({self.last_error}); {kept} bytes kept in {self.part} for a "
+                            "later resume")
+
+
+def _attempt(url: str, part: Path, timeout: float) -> bool:
+    """One request, appending to ``part`` from its current size; True when the file is complete."""
+    meta = part.with_name(part.name + ".json")  # remembers the validator for If-Range
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": "pixrec-download/1", "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+        saved = json.loads(meta.read_text()) if meta.exists() else {}
+        if saved.get("url") == url and saved.get("validator"):
+            headers["If-Range"] = saved["validator"]
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
+            if resp.status == 200 and offset:
+                offset = 0  # server ignored the range or the file changed: start again
+            total = _total_from(resp, offset)
+            meta.write_text(json.dumps({"url": url, "validator": _validator(resp.headers)}))
+            with open(part, "r+b" if offset else "wb") as f:
+                f.seek(offset)
+                f.truncate()
+                while chunk := resp.read(CHUNK):
+                    f.write(chunk)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:  # range not satisfiable: .part may already be complete
+            total = exc.headers.get("Content-Range", "").rpartition("/")[2]
+            if total.isdigit() and int(total) == offset:
+                raise _Satisfied() from None
+            part.unlink(missing_ok=True)
+        raise
+    return total is None or part.stat().st_size >= total
 
 
 def _copy_local(url: str, dest: Path, sha256: str | None, setting: str) -> Fetched:

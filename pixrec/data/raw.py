@@ -1,8 +1,21 @@
-"""Read and validate the raw PixelRec layout.
+"""Read and validate the raw PixelRec layout: the one CSV reader of the download and split stages.
 
 Every defect is either repaired and counted in a :class:`RawReport`, or rejected with a
-:class:`RawDataError` that names the file, the row (1-based, header = row 1) and the column.
-Reading is vectorised polars; no per-row Python.
+:class:`RawDataError` that names the file, the row (1-based, header = row 1) and the column. The
+download stage validates a user's files with the same functions the split stage reads them with, so
+a file is accepted or refused the same way by both. Parsing is pyarrow's CSV reader (strict about
+the field count of every row, unlike polars, which pads short rows with nulls) and polars
+expressions; no per-row Python.
+
+Conventions, documented in README (data section):
+
+- the header names the columns; any order is accepted and extra columns are ignored;
+- the file is UTF-8 (``data/raw`` always is: the download stage converts a file in the encoding that
+  ``data.encoding`` declares); an invalid byte is an error naming the line, never a silent
+  replacement character;
+- ``timestamp``: unix seconds; values >= 1e11 are taken as milliseconds and divided by 1000 (counted);
+  ISO 8601 strings (``2023-01-05T10:00:00Z``, ``2023-01-05 10:00:00+08:00``, ``2023-01-05``; no
+  offset = UTC) are converted (counted); negative or >= 1e14 values are dropped (counted, with rows).
 """
 
 from __future__ import annotations
@@ -14,11 +27,17 @@ from pathlib import Path
 import polars as pl
 
 from pixrec import schema as S
+from pixrec.errors import InputError
 
 EXAMPLES = 10  # row numbers kept per defect kind in the report
+COVER_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # case-insensitive; earlier wins for one item id
+MS_FROM = 1e11  # a unix time in seconds this large is year 5138: the value is in milliseconds
+TS_LIMIT = 1e14  # ... and one this large is not a plausible time in seconds or milliseconds
+ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M%#z", "%Y-%m-%dT%H:%M",
+               "%Y-%m-%d")
 
 
-class RawDataError(ValueError):
+class RawDataError(InputError):
     """Raw data that cannot be repaired; the message names file, row and column."""
 
 
@@ -36,124 +55,242 @@ class RawReport:
         if examples:
             self.examples.setdefault(kind, []).extend(examples[:EXAMPLES])
 
+    def add_mask(self, kind: str, df: pl.DataFrame, mask: pl.Expr, cols: list[str]) -> None:
+        """Count the rows of ``df`` where ``mask`` holds, with example rows showing ``cols``."""
+        self.add(kind, df.select(mask.fill_null(False).sum()).item(), _examples(df, mask, cols))
+
     def as_dict(self) -> dict:
         return {"counts": dict(sorted(self.counts.items())), "examples": self.examples}
 
+    def lines(self) -> list[str]:
+        """One line per kind, with the first example rows: what a stage prints on the console."""
+        out = []
+        for kind, n in sorted(self.counts.items()):
+            rows = [e["_row"] for e in self.examples.get(kind, []) if isinstance(e, dict) and "_row" in e]
+            out.append(f"{n:,} {kind}" + (f" (e.g. row {', '.join(map(str, rows[:5]))})" if rows else ""))
+        return out
 
-def _read_csv_text(path: Path, expected: tuple[str, ...]) -> pl.DataFrame:
-    """All columns as strings, plus ``_row`` (1-based file row, header = 1). Checks the header."""
-    if not path.is_file():
+
+# --- the CSV reader -------------------------------------------------------------------------------------
+def read_header(path: Path, expected: tuple[str, ...], encoding: str = "utf-8") -> list[str]:
+    """The header's column names (stripped, BOM removed); every ``expected`` name must be there."""
+    import csv
+
+    if not Path(path).is_file():
         raise RawDataError(f"{path}: file not found (expected the PixelRec layout)")
     try:
-        df = pl.read_csv(
-            path,
-            infer_schema=False,  # everything Utf8: we parse and count defects ourselves
-            empty_string_is_null=True,
-            encoding="utf8-lossy",
-            quote_char='"',
-            truncate_ragged_lines=False,
-        )
-    except pl.exceptions.PolarsError as exc:  # malformed CSV: say where, not polars' internals
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RawDataError(f"{path}: not a readable CSV: {_locate_csv_problem(path) or first}") from None
-    header = tuple(c.strip().lstrip("\ufeff") for c in df.columns)
+        with open(path, encoding=encoding, newline="") as f:
+            header = next(csv.reader(f), None)
+    except UnicodeDecodeError:
+        raise RawDataError(_not_decodable(Path(path), encoding)) from None
+    except csv.Error as exc:
+        raise RawDataError(f"{path}: row 1 (header): malformed CSV ({exc})") from None
+    if not header:
+        raise RawDataError(f"{path}: the file is empty; expected the header {','.join(expected)}")
+    header = [h.strip().lstrip("\ufeff").strip() for h in header]
     missing = [c for c in expected if c not in header]
     if missing:
-        raise RawDataError(
-            f"{path}: row 1 (header) lacks column(s) {missing}; found {list(header)}, "
-            f"expected {list(expected)}"
+        raise RawDataError(f"{path}: row 1 (header) lacks column(s) {missing}; found {header}, expected "
+                           f"{list(expected)} (in any order)")
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise RawDataError(f"{path}: row 1 (header) names column(s) {twice} more than once")
+    return header
+
+
+def read_csv_text(path: Path, expected: tuple[str, ...], encoding: str = "utf-8") -> pl.DataFrame:
+    """The ``expected`` columns as strings (empty = ``""``) plus ``_row`` (1-based file row, header = 1).
+
+    Every row must have as many fields as the header; a file with no data row is an error.
+    ``encoding`` is the file's (``utf-8`` for ``data/raw``); undecodable bytes name their line.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    path = Path(path)
+    header = read_header(path, expected, encoding)
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=header, encoding=encoding),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in header}, include_columns=list(expected),
+                strings_can_be_null=False, quoted_strings_can_be_null=False, check_utf8=True),
         )
-    df.columns = list(header)
-    return df.select(expected).with_row_index("_row", offset=2)
+    except pa.ArrowInvalid as exc:  # malformed CSV: say where, not pyarrow's internals
+        if "UTF8" in str(exc) or "utf8" in str(exc).lower():
+            raise RawDataError(_not_decodable(path, encoding)) from None
+        first = str(exc).strip().splitlines()[0]
+        raise RawDataError(f"{path}: not a readable CSV: {_locate_csv_problem(path, encoding) or first}"
+                           ) from None
+    if table.num_rows == 0:
+        raise RawDataError(f"{path}: no data rows after the header")
+    return pl.from_arrow(table).select(expected).with_row_index("_row", offset=2)
 
 
-def _locate_csv_problem(path: Path) -> str | None:
+def _not_decodable(path: Path, encoding: str) -> str:
+    """On the error path only: the line and byte of the first undecodable character."""
+    data = path.read_bytes()
+    try:
+        data.decode(encoding)
+        where = "a byte sequence"
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        where = f"line {line} (byte offset {exc.start}: {data[exc.start:exc.start + 4]!r})"
+    return (f"{path}: {where} is not valid {encoding}; if the file is in another encoding, name it in "
+            f"params.yaml data.encoding (e.g. latin-1, cp1252, gb18030)")
+
+
+def _locate_csv_problem(path: Path, encoding: str) -> str | None:
     """On the error path only: scan with the csv module to name the first malformed row."""
     import csv
 
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+    with open(path, encoding=encoding, errors="replace", newline="") as f:
         reader = csv.reader(f, strict=True)
+        row = 1
         try:
             header = next(reader)
-            for row in reader:
-                if row and len(row) != len(header):
-                    return (f"row {reader.line_num} has {len(row)} fields, the header has "
-                            f"{len(header)}")
+            for fields in reader:
+                row += 1
+                if fields and len(fields) != len(header):
+                    where = f"row {row}" + (f" (line {reader.line_num})" if reader.line_num != row else "")
+                    return (f"{where} has {len(fields)} fields, the header has {len(header)}: "
+                            f"{','.join(fields)[:120]!r}")
         except csv.Error as exc:
-            return f"row {reader.line_num}: {exc}"
+            return f"row {row + 1} (line {reader.line_num}): malformed CSV ({exc})"
         except StopIteration:
             return "the file is empty"
     return None
 
 
 def _examples(df: pl.DataFrame, mask: pl.Expr, cols: list[str]) -> list[dict]:
-    return df.filter(mask).head(EXAMPLES).select(["_row", *cols]).to_dicts()
+    return df.filter(mask.fill_null(False)).head(EXAMPLES).select(["_row", *cols]).to_dicts()
 
 
-def read_interactions(raw_dir: Path, report: RawReport) -> pl.DataFrame:
-    """``item_id, user_id, timestamp`` (Utf8, Utf8, Int64), bad rows dropped and counted."""
-    path = Path(raw_dir) / S.RAW_INTERACTIONS
-    df = _read_csv_text(path, S.INTERACTION_COLUMNS)
-    df = df.with_columns(
-        pl.col(S.ITEM_ID).str.strip_chars(),
-        pl.col(S.USER_ID).str.strip_chars(),
-        pl.col(S.TIMESTAMP).str.strip_chars().cast(pl.Float64, strict=False).alias("_ts"),
-    )
-    bad_id = pl.col(S.ITEM_ID).is_null() | (pl.col(S.ITEM_ID) == "") | pl.col(S.USER_ID).is_null()
-    bad_id = bad_id | (pl.col(S.USER_ID) == "")
-    bad_ts = pl.col("_ts").is_null() | pl.col("_ts").is_nan() | pl.col("_ts").is_infinite()
-    for kind, mask in (("interactions: empty user_id or item_id", bad_id),
-                       ("interactions: missing or non-numeric timestamp", bad_ts & ~bad_id)):
-        n = df.select(mask.sum()).item()
-        report.add(kind, n, _examples(df, mask, [S.ITEM_ID, S.USER_ID, S.TIMESTAMP]))
-    df = df.filter(~(bad_id | bad_ts))
-    if df.height == 0:
-        raise RawDataError(f"{path}: no valid interaction rows")
-    return df.select(
-        "_row", S.ITEM_ID, S.USER_ID, pl.col("_ts").floor().cast(pl.Int64).alias(S.TIMESTAMP)
-    )
+# --- interactions ---------------------------------------------------------------------------------------
+def _iso_seconds(text: pl.Expr) -> pl.Expr:
+    """ISO 8601 string -> float unix seconds (null where no format matches); no offset = UTC."""
+    iso = text.str.replace(" ", "T", literal=True)
+    parsed = [iso.str.to_datetime(f, strict=False, time_zone="UTC", time_unit="us") for f in ISO_FORMATS]
+    return pl.coalesce(parsed).dt.epoch("us").cast(pl.Float64) / 1e6
 
 
-def read_items(raw_dir: Path, report: RawReport) -> pl.DataFrame:
+def _timestamps(df: pl.DataFrame, report: RawReport) -> pl.DataFrame:
+    """Add ``_ts`` (float seconds, null = unusable), counting ISO strings and millisecond values."""
+    text = pl.col(S.TIMESTAMP).str.strip_chars()
+    df = df.with_columns(text.cast(pl.Float64, strict=False).alias("_num"))
+    is_text = pl.col("_num").is_null() & (text != "")
+    if df.select(is_text.any()).item():
+        df = df.with_columns(pl.when(is_text).then(_iso_seconds(text)).alias("_iso"))
+        report.add_mask("interactions: ISO 8601 timestamp (converted to unix seconds)", df,
+                        pl.col("_iso").is_not_null(), [S.TIMESTAMP])
+        df = df.with_columns(pl.coalesce("_num", "_iso").alias("_num"))
+    ms = (pl.col("_num") >= MS_FROM) & (pl.col("_num") < TS_LIMIT)
+    report.add_mask("interactions: timestamp in milliseconds (divided by 1000)", df, ms, [S.TIMESTAMP])
+    return df.with_columns(pl.when(ms).then(pl.col("_num") / 1000.0).otherwise(pl.col("_num")).alias("_ts"))
+
+
+def read_interactions(path: Path, report: RawReport, encoding: str = "utf-8") -> pl.DataFrame:
+    """``_row, item_id, user_id, timestamp`` (UInt32, Utf8, Utf8, Int64 seconds), bad rows dropped and
+    counted; no usable row at all is an error naming the commonest cause."""
+    return parse_interactions(read_csv_text(path, S.INTERACTION_COLUMNS, encoding), Path(path), report)
+
+
+def parse_interactions(df: pl.DataFrame, path: Path, report: RawReport) -> pl.DataFrame:
+    """:func:`read_interactions` on the text table ``df`` already read from ``path``."""
+    df = df.with_columns(pl.col(S.ITEM_ID).str.strip_chars(), pl.col(S.USER_ID).str.strip_chars())
+    df = _timestamps(df, report)
+    cols = [S.ITEM_ID, S.USER_ID, S.TIMESTAMP]
+    bad_id = (pl.col(S.ITEM_ID) == "") | (pl.col(S.USER_ID) == "")
+    ts = pl.col("_ts")
+    unparsable = ts.is_null() | ts.is_nan() | ts.is_infinite()
+    negative = ~unparsable & (ts < 0)
+    too_large = ~unparsable & (pl.col("_num") >= TS_LIMIT)
+    drops = {"interactions: empty user_id or item_id": bad_id,
+             "interactions: missing or unparsable timestamp": unparsable & ~bad_id,
+             "interactions: negative timestamp (row dropped)": negative & ~bad_id,
+             f"interactions: timestamp >= {TS_LIMIT:.0e} (row dropped)": too_large & ~bad_id}
+    for kind, mask in drops.items():
+        report.add_mask(kind, df, mask, cols)
+    keep = ~(bad_id | unparsable | negative | too_large)
+    if df.select(keep.sum()).item() == 0:
+        raise RawDataError(f"{path}: no usable interaction row; " + _commonest(df, report, list(drops)))
+    return df.filter(keep).select("_row", S.ITEM_ID, S.USER_ID,
+                                  pl.col("_ts").floor().cast(pl.Int64).alias(S.TIMESTAMP))
+
+
+def _commonest(df: pl.DataFrame, report: RawReport, kinds: list[str]) -> str:
+    """Why every row was dropped, in words: the commonest drop kind with its first example."""
+    kind, n = max(((k, report.counts.get(k, 0)) for k in kinds), key=lambda kv: kv[1])
+    example = (report.examples.get(kind) or [{}])[0]
+    return (f"{n:,} of {df.height:,} rows: {kind.removeprefix('interactions: ')} (e.g. {example}); "
+            "timestamps must be unix seconds or milliseconds, or ISO 8601 dates")
+
+
+# --- items ------------------------------------------------------------------------------------------------
+def read_items(path: Path, report: RawReport, encoding: str = "utf-8") -> pl.DataFrame:
     """Item table with counts as Float64 (null = missing), text as Utf8 (null = empty)."""
-    path = Path(raw_dir) / S.RAW_ITEMS
-    df = _read_csv_text(path, S.ITEM_COLUMNS)
+    return parse_items(read_csv_text(Path(path), S.ITEM_COLUMNS, encoding), report)
+
+
+def parse_items(df: pl.DataFrame, report: RawReport) -> pl.DataFrame:
+    """:func:`read_items` on the text table ``df`` already read."""
     df = df.with_columns(pl.col(S.ITEM_ID).str.strip_chars())
-    bad_id = pl.col(S.ITEM_ID).is_null() | (pl.col(S.ITEM_ID) == "")
-    report.add("items: empty item_id (row dropped)", df.select(bad_id.sum()).item(),
-               _examples(df, bad_id, [S.ITEM_ID, S.TITLE]))
+    bad_id = pl.col(S.ITEM_ID) == ""
+    report.add_mask("items: empty item_id (row dropped)", df, bad_id, [S.ITEM_ID, S.TITLE])
     df = df.filter(~bad_id)
     dup = pl.col(S.ITEM_ID).is_duplicated() & ~pl.col(S.ITEM_ID).is_first_distinct()
-    report.add("items: duplicated item_id (later row dropped)", df.select(dup.sum()).item(),
-               _examples(df, dup, [S.ITEM_ID]))
+    report.add_mask("items: duplicated item_id (later row dropped)", df, dup, [S.ITEM_ID])
     df = df.filter(~dup)
 
     exprs = []
     for col in S.COUNT_COLUMNS:
         text = pl.col(col).str.strip_chars()
         value = text.cast(pl.Float64, strict=False)
-        empty = text.is_null() | (text == "")
-        unparsable = ~empty & value.is_null()
-        negative = value < 0
+        empty = text == ""
         report.add(f"items: {col} missing (imputed downstream)", df.select(empty.sum()).item())
-        report.add(f"items: {col} not a number (set missing)", df.select(unparsable.sum()).item(),
-                   _examples(df, unparsable, [S.ITEM_ID, col]))
-        report.add(f"items: {col} negative or non-finite (set missing)",
-                   df.select((negative | value.is_infinite() | value.is_nan()).sum()).item(),
-                   _examples(df, negative, [S.ITEM_ID, col]))
+        report.add_mask(f"items: {col} not a number (set missing)", df, ~empty & value.is_null(),
+                        [S.ITEM_ID, col])
+        report.add_mask(f"items: {col} negative or non-finite (set missing)", df,
+                        (value < 0) | value.is_infinite() | value.is_nan(), [S.ITEM_ID, col])
         ok = value.is_finite() & (value >= 0)
         exprs.append(pl.when(ok).then(value).otherwise(None).alias(col))
     for col in (S.TITLE, S.TAG, S.DESCRIPTION):
         text = pl.col(col).str.strip_chars()
-        empty = text.is_null() | (text == "")
-        report.add(f"items: empty {col}", df.select(empty.sum()).item())
-        exprs.append(pl.when(empty).then(None).otherwise(text).alias(col))
+        report.add(f"items: empty {col}", df.select((text == "").sum()).item())
+        exprs.append(pl.when(text == "").then(None).otherwise(text).alias(col))
     return df.with_columns(exprs)
 
 
-def list_covers(raw_dir: Path) -> set[str]:
-    """Item ids that have a ``covers/<item_id>.jpg`` file (existence only; decoding is later)."""
+# --- covers -----------------------------------------------------------------------------------------------
+def is_cover_name(name: str) -> bool:
+    """``<item_id>.<jpg|jpeg|png|webp>`` in any letter case, not a hidden file."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in COVER_SUFFIXES
+
+
+def list_covers(raw_dir: Path, report: RawReport | None = None) -> dict[str, str]:
+    """``{item_id: file name}`` of the files in ``covers/`` (existence only; decoding is later).
+
+    Where one item has several (``i1.jpg`` and ``i1.png``), the first suffix of
+    :data:`COVER_SUFFIXES` wins and the others are counted.
+    """
     cover_dir = Path(raw_dir) / S.RAW_COVERS
     if not cover_dir.is_dir():
-        return set()
-    return {name[:-4] for name in os.listdir(cover_dir) if name.endswith(".jpg")}
+        return {}
+    rank = {suffix: i for i, suffix in enumerate(COVER_SUFFIXES)}
+    names = sorted((n for n in os.listdir(cover_dir) if is_cover_name(n)),
+                   key=lambda n: (os.path.splitext(n)[0], rank[os.path.splitext(n)[1].lower()], n))
+    chosen: dict[str, str] = {}
+    for name in names:
+        chosen.setdefault(os.path.splitext(name)[0], name)
+    if report is not None:
+        extra = sorted(set(names) - set(chosen.values()))
+        report.add(f"covers: several files for one item (kept the first of {list(COVER_SUFFIXES)})",
+                   len(extra), [{"file": n} for n in extra])
+    return chosen
+
+
+__all__ = ["COVER_SUFFIXES", "RawDataError", "RawReport", "is_cover_name", "list_covers",
+           "parse_interactions", "parse_items", "read_csv_text", "read_header", "read_interactions",
+           "read_items"]

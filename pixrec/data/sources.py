@@ -2,29 +2,35 @@
 
 Every source writes the same layout (``interactions.csv``, ``item_info.csv``, ``covers/``) into a temp
 dir that replaces ``data/raw`` in one rename (:func:`pixrec.io.atomic_dir`), so an interrupted run
-leaves nothing a later stage mistakes for data. ``local`` and ``url`` validate what they bring in
-(exact headers, field count of every row) and name the file and row of the first bad one, because a
-user's copy of PixelRec is the input this project cannot control. Adding a source is one function and
+leaves nothing a later stage mistakes for data. ``local`` and ``url`` validate what they bring in with
+the split stage's own reader (:mod:`pixrec.data.raw`: header, field count of every row, encoding,
+timestamps), so a bad file is refused here naming the user's file and row. A file in another
+encoding (``data.encoding``) is converted to UTF-8 on the way in; covers are flattened out of any
+nested folder (``covers/covers/``) whatever their image suffix. Adding a source is one function and
 one ``@SOURCES.register``.
 """
 
 from __future__ import annotations
 
-import csv
+import codecs
 import gzip
+import hashlib
 import logging
 import os
 import re
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pixrec import schema as S
 from pixrec.config import ConfigError, from_mapping
-from pixrec.data.fetch import DownloadError, archive_kind, download, extract
+from pixrec.data.fetch import DownloadError, Fetched, archive_kind, download, extract, sha256_file
+from pixrec.data.layout import find_layout
+from pixrec.data.raw import RawReport, is_cover_name, parse_interactions, parse_items, read_csv_text
 from pixrec.data.synthetic import SyntheticConfig, write_dataset
+from pixrec.errors import InputError
 from pixrec.io import atomic_dir, write_json
 from pixrec.registry import Registry
 
@@ -32,7 +38,7 @@ log = logging.getLogger(__name__)
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
-class SourceError(ValueError):
+class SourceError(InputError):
     """Input data that cannot be used as-is; the message names the file and row."""
 
 
@@ -46,12 +52,24 @@ class UrlConfig:
     items_sha256: str | None = None
     covers: str | None = None  # .zip, .tar(.gz) or .7z of <item_id>.jpg files
     covers_sha256: str | None = None
+    timeout_s: float = 30.0  # no byte for this long: the attempt ends; nothing at all: the download fails
 
     def __post_init__(self) -> None:
         for name in ("interactions_sha256", "items_sha256", "covers_sha256"):
             value = getattr(self, name)
             if value is not None and not _SHA256.match(str(value).strip()):
                 raise ConfigError(f"data.url.{name}: {value!r} is not a sha256 (64 hex digits)")
+        if not self.timeout_s > 0:
+            raise ConfigError(f"data.url.timeout_s: must be > 0, got {self.timeout_s!r}")
+
+
+@dataclass(frozen=True)
+class LocalFiles:
+    """``data.local_files``: explicit paths (absolute or relative to ``data.local_dir``); null = by name."""
+
+    interactions: str | None = None
+    items: str | None = None
+    covers: str | None = None  # a folder or an archive of covers
 
 
 @dataclass(frozen=True)
@@ -63,22 +81,33 @@ class DataConfig:
     seed: int = 20241124
     synthetic: dict[str, Any] = field(default_factory=dict)
     local_dir: str | None = None
+    local_files: LocalFiles = field(default_factory=LocalFiles)
     link: bool = True
+    encoding: str = "utf-8"
     url: UrlConfig = field(default_factory=UrlConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.url, Mapping) or self.url is None:  # nested section from params.yaml
-            object.__setattr__(self, "url", from_mapping(UrlConfig, self.url, "data.url"))
+        for key, cls in (("url", UrlConfig), ("local_files", LocalFiles)):
+            value = getattr(self, key)
+            if isinstance(value, Mapping) or value is None:  # nested section from params.yaml
+                object.__setattr__(self, key, from_mapping(cls, value, f"data.{key}"))
         if self.synthetic is None:
             object.__setattr__(self, "synthetic", {})
         if not isinstance(self.synthetic, Mapping):
-            raise ConfigError("data.synthetic must be a mapping of generator overrides, e.g. {n_users: 500}")
+            raise ConfigError("data.synthetic must be a mapping of generator overrides; override one "
+                              "knob with dvc exp run -S '+data.synthetic.n_users=500'")
+        try:
+            codecs.lookup(str(self.encoding))
+        except LookupError:
+            raise ConfigError(f"data.encoding: unknown encoding {self.encoding!r} (e.g. utf-8, latin-1, "
+                              "cp1252, gb18030)") from None
         SOURCES.get(self.source)  # unknown source: the error lists the valid ones
         if self.source == "synthetic":
             self.synthetic_config()  # unknown preset or override: fail before any work
-        elif self.source == "local" and not self.local_dir:
-            raise ConfigError("data.local_dir: set it to a directory in PixelRec layout "
-                              "for data.source=local")
+        elif self.source == "local" and not (self.local_dir or (self.local_files.interactions
+                                                                and self.local_files.items)):
+            raise ConfigError("data.local_dir: set it to the directory of your PixelRec copy (or name "
+                              "each file in data.local_files) for data.source=local")
         elif self.source == "url" and not (self.url.interactions and self.url.items):
             raise ConfigError("data.url.interactions and data.url.items are required for data.source=url")
 
@@ -115,45 +144,22 @@ def _synthetic(config: DataConfig, out: Path, cache: Path) -> dict[str, Any]:
     return {**summary, "preset": config.preset}
 
 
-# --- validation shared by local and url -----------------------------------------------------------------
-def validate_csv(path: Path, expected: tuple[str, ...]) -> int:
-    """Check the exact header and that every row has as many fields; return the number of data rows.
 
-    Row numbers are 1-based with the header as row 1 (as the split's report counts them); the line is
-    named too when quoted newlines make it differ.
-    """
-    if not path.is_file():
-        raise SourceError(f"{path}: file not found (expected the PixelRec layout: {S.RAW_INTERACTIONS}, "
-                          f"{S.RAW_ITEMS}, {S.RAW_COVERS}/)")
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
-        reader = csv.reader(f, strict=True)
-        row = 1
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise SourceError(f"{path}: the file is empty; expected the header {','.join(expected)}")
-            header = [h.strip() for h in header]
-            if header and header[0].startswith("\ufeff"):
-                header[0] = header[0][1:]
-            if tuple(header) != expected:
-                raise SourceError(f"{path}: row 1 (header) is {','.join(header)!r}; expected "
-                                  f"{','.join(expected)!r}")
-            n = 0
-            for fields in reader:
-                row += 1
-                if not fields:  # blank line
-                    continue
-                if len(fields) != len(expected):
-                    where = f"row {row}" + (f" (line {reader.line_num})" if reader.line_num != row else "")
-                    raise SourceError(f"{path}: {where} has {len(fields)} fields, the header has "
-                                      f"{len(expected)}: {','.join(fields)[:120]!r}")
-                n += 1
-        except csv.Error as exc:
-            raise SourceError(f"{path}: row {row + 1} (line {reader.line_num}): malformed CSV "
-                              f"({exc})") from None
-    if n == 0:
-        raise SourceError(f"{path}: no data rows after the header")
-    return n
+# --- validation and placement shared by local and url ---------------------------------------------------
+def validate_csv(path: Path, expected: tuple[str, ...], encoding: str = "utf-8") -> int:
+    """Read ``path`` with the split stage's own reader and parse its values; return the number of data
+    rows. Anything the split would refuse (header, field count, encoding, no usable timestamp) is
+    refused here, naming ``path`` — the user's file — and the row."""
+    df = read_csv_text(path, expected, encoding)
+    if expected == S.INTERACTION_COLUMNS:
+        parse_interactions(df, Path(path), RawReport())
+    else:
+        parse_items(df, RawReport())
+    return df.height
+
+
+def _is_utf8(encoding: str) -> bool:
+    return codecs.lookup(encoding).name == "utf-8"
 
 
 def _place(src: Path, dst: Path, link: bool) -> bool:
@@ -172,32 +178,74 @@ def _place(src: Path, dst: Path, link: bool) -> bool:
     return False
 
 
-def _place_covers(src_dir: Path, out: Path, link: bool) -> dict[str, int]:
-    names = sorted(n for n in os.listdir(src_dir) if n.endswith(".jpg") and not n.startswith("."))
-    (out / S.RAW_COVERS).mkdir()
-    linked = sum(_place(src_dir / n, out / S.RAW_COVERS / n, link) for n in names)
-    return {"n_covers": len(names), "covers_linked": linked}
+def _place_csv(src: Path, dst: Path, encoding: str, link: bool) -> bool:
+    """``src`` into ``data/raw`` as UTF-8: linked or copied as is, or converted from ``encoding``."""
+    if _is_utf8(encoding):
+        return _place(src, dst, link)
+    with open(src, encoding=encoding, newline="") as fin, \
+            open(dst, "w", encoding="utf-8", newline="") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+    return False
 
 
+def _gather_covers(files: Iterable[Path], covers: Path, where: str, place: Callable[[Path, Path], Any]
+                   ) -> int:
+    """Put every ``<item_id>.<image suffix>`` file into ``covers/``, whatever folder it was nested in
+    (``covers/covers/``, an archive's top folder); macOS junk and hidden files are skipped."""
+    covers.mkdir()
+    seen: dict[str, Path] = {}
+    for path in sorted(files):
+        if not is_cover_name(path.name) or "__MACOSX" in path.parts:
+            continue
+        if path.name in seen:
+            raise SourceError(f"{where}: two covers named {path.name} ({seen[path.name]} and {path})")
+        seen[path.name] = path
+        place(path, covers / path.name)
+    return len(seen)
+
+
+def _covers_from(src: Path, out: Path, staging: Path, where: str, link: bool) -> dict[str, int]:
+    """Covers from a folder (walked, flattened, hard-linked where asked) or an archive (extracted)."""
+    if src.is_dir():
+        files = [Path(d) / n for d, _, names in os.walk(src) for n in names]
+        linked: list[bool] = []
+        n = _gather_covers(files, out / S.RAW_COVERS, where,
+                           lambda a, b: linked.append(_place(a, b, link)))
+        return {"n_covers": n, "covers_linked": sum(linked)}
+    if archive_kind(src) is None:
+        raise SourceError(f"{where}: {src} is neither a folder nor a zip, tar or 7z archive of covers")
+    n = _gather_covers(extract(src, staging), out / S.RAW_COVERS, where, os.replace)
+    shutil.rmtree(staging, ignore_errors=True)
+    return {"n_covers": n, "covers_linked": 0}
+
+
+def _no_covers(summary: dict[str, Any], why: str) -> None:
+    msg = f"{why}; every item's image will be masked (a text-only dataset)"
+    log.warning(msg)
+    summary["warnings"].append(msg)
+    summary["n_covers"] = 0
+
+
+# --- local -----------------------------------------------------------------------------------------------
 @SOURCES.register("local")
 def _local(config: DataConfig, out: Path, cache: Path) -> dict[str, Any]:
-    src = Path(str(config.local_dir)).expanduser()
-    if not src.is_dir():
-        raise SourceError(f"data.local_dir: {src} is not a directory (expected the PixelRec layout)")
-    rows = {S.RAW_INTERACTIONS: validate_csv(src / S.RAW_INTERACTIONS, S.INTERACTION_COLUMNS),
-            S.RAW_ITEMS: validate_csv(src / S.RAW_ITEMS, S.ITEM_COLUMNS)}
-    linked = sum(_place(src / name, out / name, config.link) for name in rows)
+    files = config.local_files
+    layout = find_layout(config.local_dir, files.interactions, files.items, files.covers)
+    rows = {S.RAW_INTERACTIONS: validate_csv(layout.interactions, S.INTERACTION_COLUMNS, config.encoding),
+            S.RAW_ITEMS: validate_csv(layout.items, S.ITEM_COLUMNS, config.encoding)}
+    linked = sum(_place_csv(src, out / name, config.encoding, config.link)
+                 for name, src in ((S.RAW_INTERACTIONS, layout.interactions), (S.RAW_ITEMS, layout.items)))
     summary: dict[str, Any] = {
-        "source": "local", "local_dir": str(src.resolve()), "n_interaction_rows": rows[S.RAW_INTERACTIONS],
-        "n_item_rows": rows[S.RAW_ITEMS], "files_linked": linked, "warnings": [],
+        "source": "local", "n_interaction_rows": rows[S.RAW_INTERACTIONS], "n_item_rows": rows[S.RAW_ITEMS],
+        "files_linked": linked, "encoding": codecs.lookup(config.encoding).name, "taken": list(layout.taken),
+        "warnings": [],
     }
-    if (src / S.RAW_COVERS).is_dir():
-        summary.update(_place_covers(src / S.RAW_COVERS, out, config.link))
+    if layout.covers is None:
+        _no_covers(summary, f"{config.local_dir}: no covers folder or archive")
     else:
-        msg = f"{src / S.RAW_COVERS}: no covers directory; every item's image will be masked"
-        log.warning(msg)
-        summary["warnings"].append(msg)
-        summary["n_covers"] = 0
+        summary.update(_covers_from(layout.covers, out, out / ".covers", str(layout.covers), config.link))
+        if summary["n_covers"] == 0:
+            _no_covers(summary, f"{layout.covers}: no cover image in it")
     return summary
 
 
@@ -210,6 +258,7 @@ def _csv_from_download(path: Path, name: str, url: str, work: Path) -> Path:
             gzipped = f.read(2) == b"\x1f\x8b"
         if not gzipped:
             return path
+        work.mkdir(parents=True, exist_ok=True)
         plain = work / name
         with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
@@ -222,18 +271,14 @@ def _csv_from_download(path: Path, name: str, url: str, work: Path) -> Path:
                         f"{sorted(p.name for p in files)}")
 
 
-def _collect_covers(files: list[Path], covers: Path, url: str) -> int:
-    """Move ``<item_id>.jpg`` files into ``covers/`` whatever folder the archive nested them in."""
-    covers.mkdir()
-    seen: dict[str, Path] = {}
-    for path in files:
-        if path.suffix != ".jpg" or path.name.startswith(".") or "__MACOSX" in path.parts:
-            continue
-        if path.name in seen:
-            raise DownloadError(f"{url}: two covers named {path.name} ({seen[path.name]} and {path})")
-        seen[path.name] = path
-        os.replace(path, covers / path.name)
-    return len(seen)
+def _fetch(url: str, cache: Path, key: str, sha256: str | None, timeout: float) -> Fetched:
+    """``url`` into the download cache, named by its URL. A file completed by an earlier run that
+    failed later (say, on the covers' checksum) is reused, not fetched again."""
+    dest = cache / f"{key}-{hashlib.sha256(url.encode()).hexdigest()[:12]}.download"
+    if dest.is_file() and not sha256:
+        size = dest.stat().st_size
+        return Fetched(url, dest, sha256_file(dest), size, size)
+    return download(url, dest, sha256, timeout=timeout, setting=f"data.url.{key}")
 
 
 @SOURCES.register("url")
@@ -244,28 +289,25 @@ def _url(config: DataConfig, out: Path, cache: Path) -> dict[str, Any]:
     for key, name, expected in (("interactions", S.RAW_INTERACTIONS, S.INTERACTION_COLUMNS),
                                 ("items", S.RAW_ITEMS, S.ITEM_COLUMNS)):
         url = getattr(cfg, key)
-        got = download(url, cache / f"{key}.download", getattr(cfg, f"{key}_sha256"))
+        got = _fetch(url, cache, key, getattr(cfg, f"{key}_sha256"), cfg.timeout_s)
         csv_path = _csv_from_download(got.path, name, url, out / f".{key}")
-        n_rows = validate_csv(csv_path, expected)
-        os.replace(csv_path, out / name)
+        n_rows = validate_csv(csv_path, expected, config.encoding)
+        _place_csv(csv_path, out / name, config.encoding, link=True)  # the cache keeps its copy
         shutil.rmtree(out / f".{key}", ignore_errors=True)
         manifest["files"][key] = {"url": url, "sha256": got.sha256, "bytes": got.bytes,
                                   "sha256_verified": bool(getattr(cfg, f"{key}_sha256")), "rows": n_rows}
     if cfg.covers:
-        got = download(cfg.covers, cache / "covers.download", cfg.covers_sha256)
-        staging = out / ".covers"
-        n = _collect_covers(extract(got.path, staging), out / S.RAW_COVERS, cfg.covers)
-        shutil.rmtree(staging)
+        got = _fetch(cfg.covers, cache, "covers", cfg.covers_sha256, cfg.timeout_s)
+        n = _covers_from(got.path, out, out / ".covers", cfg.covers, link=False)["n_covers"]
         manifest["files"]["covers"] = {"url": cfg.covers, "sha256": got.sha256, "bytes": got.bytes,
                                        "sha256_verified": bool(cfg.covers_sha256), "n_covers": n}
         manifest["n_covers"] = n
+        if n == 0:
+            _no_covers(manifest, f"{cfg.covers}: no cover image in the archive")
     else:
-        msg = "data.url.covers is not set; every item's image will be masked"
-        log.warning(msg)
-        manifest["warnings"].append(msg)
-        manifest["n_covers"] = 0
+        _no_covers(manifest, "data.url.covers is not set")
     write_json(out / "download.json", manifest)
     return manifest
 
 
-__all__ = ["SOURCES", "DataConfig", "SourceError", "UrlConfig", "materialise", "validate_csv"]
+__all__ = ["SOURCES", "DataConfig", "LocalFiles", "SourceError", "UrlConfig", "materialise", "validate_csv"]

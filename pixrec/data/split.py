@@ -1,8 +1,12 @@
 """Per-user temporal leave-last-out split with integer-indexed user and item tables.
 
-Per user, interactions are ordered by (timestamp, item_id): the last is test, the second-to-last
-validation, the rest train; users with fewer than ``min_user_interactions`` only train. An item is
-*cold* when it has no training interaction; *late* when first seen after the global cut time.
+Per user, interactions are ordered by timestamp; interactions that share a timestamp (a batch of
+ratings saved in one second) keep their order in the interactions file: the sort is stable on
+(user, timestamp, file row), so the file, not the item id, decides which one is last. The last is
+test, the second-to-last validation, the rest train; users with fewer than ``min_user_interactions``
+only train. An item is *cold* when it has no training interaction; *late* when first seen after the
+global cut time. A dataset that leaves no test user fails here, naming the counts, rather than
+downstream.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import polars as pl
 from pixrec import schema as S
 from pixrec.data.raw import RawDataError, RawReport, list_covers, read_interactions, read_items
 from pixrec.io import atomic_dir
+
+ROLES = ("train", "valid", "test")
 
 
 @dataclass(frozen=True)
@@ -31,45 +37,41 @@ class SplitConfig:
 
 
 def _interactions_with_items(raw_dir: Path, report: RawReport) -> tuple[pl.DataFrame, pl.DataFrame]:
-    inter = read_interactions(raw_dir, report)
-    items = read_items(raw_dir, report)
+    """Valid interactions of known items, each (user, item) pair once (the earliest), and the items."""
+    inter = read_interactions(Path(raw_dir) / S.RAW_INTERACTIONS, report)
+    items = read_items(Path(raw_dir) / S.RAW_ITEMS, report)
     unknown = ~pl.col(S.ITEM_ID).is_in(items[S.ITEM_ID].implode())
-    n_unknown = inter.select(unknown.sum()).item()
-    if n_unknown:
-        report.add("interactions: item_id not in item_info.csv (dropped)", n_unknown,
-                   inter.filter(unknown).head(10).select("_row", S.ITEM_ID).to_dicts())
-        inter = inter.filter(~unknown)
-    # exact duplicate (user, item) pairs: keep the earliest, count the rest
+    report.add_mask("interactions: item_id not in item_info.csv (dropped)", inter, unknown, [S.ITEM_ID])
+    inter = inter.filter(~unknown)
+    # exact duplicate (user, item) pairs: keep the earliest (file order among equal times)
     inter = inter.sort([S.USER_ID, S.ITEM_ID, S.TIMESTAMP, "_row"])
     dup = pl.struct(S.USER_ID, S.ITEM_ID).is_first_distinct().not_()
-    n_dup = inter.select(dup.sum()).item()
-    report.add("interactions: repeated (user, item) pair collapsed to the earliest", n_dup,
-               inter.filter(dup).head(10).select("_row", S.USER_ID, S.ITEM_ID).to_dicts())
+    report.add_mask("interactions: repeated (user, item) pair collapsed to the earliest", inter, dup,
+                    [S.USER_ID, S.ITEM_ID])
     inter = inter.filter(~dup)
     if inter.height == 0:
-        raise RawDataError(f"{raw_dir}: no interaction left after validation")
+        raise RawDataError(f"{raw_dir / S.RAW_INTERACTIONS}: no interaction left after validation "
+                           f"({report.lines()})")
     return inter, items
 
 
-def split_raw(raw_dir: Path, out_dir: Path, config: SplitConfig) -> dict:
-    """Read ``raw_dir`` (PixelRec layout), write the split Parquet files and report to ``out_dir``."""
-    raw_dir = Path(raw_dir)
-    report = RawReport()
-    inter, items = _interactions_with_items(raw_dir, report)
-
-    # --- integer ids: sorted strings, so the same data gives the same indices ----------------
+def _index(inter: pl.DataFrame, items: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Integer ids from sorted strings (the same data gives the same indices): users, items, and the
+    interactions as ``user_idx, item_idx, timestamp, _row``."""
     users = inter.select(S.USER_ID).unique().sort(S.USER_ID).with_row_index(S.USER_IDX)
-    items = items.sort(S.ITEM_ID).with_row_index(S.ITEM_IDX)
     users = users.with_columns(pl.col(S.USER_IDX).cast(pl.Int32))
-    items = items.with_columns(pl.col(S.ITEM_IDX).cast(pl.Int32))
+    items = items.sort(S.ITEM_ID).with_row_index(S.ITEM_IDX).with_columns(pl.col(S.ITEM_IDX).cast(pl.Int32))
     inter = (
         inter.join(users, on=S.USER_ID, how="left")
         .join(items.select(S.ITEM_ID, S.ITEM_IDX), on=S.ITEM_ID, how="left")
-        .select(S.USER_IDX, S.ITEM_IDX, S.TIMESTAMP)
+        .select(S.USER_IDX, S.ITEM_IDX, S.TIMESTAMP, "_row")
     )
+    return users, items, inter
 
-    # --- leave-last-out by time ------------------------------------------------------------
-    inter = inter.sort([S.USER_IDX, S.TIMESTAMP, S.ITEM_IDX])
+
+def _assign_roles(inter: pl.DataFrame, config: SplitConfig, report: RawReport) -> pl.DataFrame:
+    """Leave-last-out by time, stable on file row: adds ``_n`` (per-user count) and ``_role``."""
+    inter = inter.sort([S.USER_IDX, S.TIMESTAMP, "_row"])
     inter = inter.with_columns(
         pl.len().over(S.USER_IDX).alias("_n"),
         (pl.int_range(pl.len()).over(S.USER_IDX)).alias("_pos"),
@@ -83,28 +85,43 @@ def split_raw(raw_dir: Path, out_dir: Path, config: SplitConfig) -> dict:
     inter = inter.with_columns(role.alias("_role"))
     n_short = inter.filter(~eligible).select(S.USER_IDX).n_unique()
     report.add(f"users with < {config.min_user_interactions} interactions (train only)", n_short)
-    parts = {r: inter.filter(pl.col("_role") == r).select(S.USER_IDX, S.ITEM_IDX, S.TIMESTAMP)
-             for r in ("train", "valid", "test")}
+    return inter
 
-    # --- item table: training counts, first sighting, cold / late ---------------------------
+
+def _require_test_users(inter: pl.DataFrame, raw_dir: Path, config: SplitConfig) -> None:
+    """No user with enough interactions: nothing to evaluate, so stop here with the counts."""
+    if inter.select((pl.col("_role") == "test").any()).item():
+        return
+    per_user = inter.group_by(S.USER_IDX).agg(pl.len())["len"]
+    raise RawDataError(
+        f"{raw_dir / S.RAW_INTERACTIONS}: no test user: all {per_user.len():,} users have fewer than "
+        f"split.min_user_interactions = {config.min_user_interactions} valid interactions (at most "
+        f"{per_user.max()}, {inter.height:,} in all); each test user needs a train, a validation and a "
+        "test interaction")
+
+
+def _item_table(items: pl.DataFrame, inter: pl.DataFrame, train: pl.DataFrame, raw_dir: Path,
+                config: SplitConfig, report: RawReport) -> tuple[pl.DataFrame, int, int]:
+    """Items with training counts, first sighting, tag index, cover path, cold / late flags;
+    also the cut timestamp and the number of tags."""
     cut = inter.select(pl.col(S.TIMESTAMP).quantile(config.cold_cut_quantile, "nearest")).item()
-    n_train_items = parts["train"].group_by(S.ITEM_IDX).agg(pl.len().cast(pl.Int32).alias(S.N_TRAIN))
+    n_train_items = train.group_by(S.ITEM_IDX).agg(pl.len().cast(pl.Int32).alias(S.N_TRAIN))
     first_seen = inter.group_by(S.ITEM_IDX).agg(pl.col(S.TIMESTAMP).min().alias(S.FIRST_SEEN))
-    covers = list_covers(raw_dir)
-    tags = (items.select(pl.col(S.TAG).drop_nulls().unique().sort()).to_series().to_list())
+    covers = list_covers(raw_dir, report)
+    cover_files = pl.DataFrame({S.ITEM_ID: list(covers), "_cover": list(covers.values())},
+                               schema={S.ITEM_ID: pl.Utf8, "_cover": pl.Utf8})
+    tags = items.select(pl.col(S.TAG).drop_nulls().unique().sort()).to_series().to_list()
     tag_index = pl.DataFrame({S.TAG: tags, S.TAG_IDX: list(range(1, len(tags) + 1))},
                              schema={S.TAG: pl.Utf8, S.TAG_IDX: pl.Int32})
     items = (
         items.join(n_train_items, on=S.ITEM_IDX, how="left")
         .join(first_seen, on=S.ITEM_IDX, how="left")
         .join(tag_index, on=S.TAG, how="left")
+        .join(cover_files, on=S.ITEM_ID, how="left")
         .with_columns(
             pl.col(S.N_TRAIN).fill_null(0),
             pl.col(S.TAG_IDX).fill_null(0),
-            pl.when(pl.col(S.ITEM_ID).is_in(list(covers)))
-            .then(pl.lit(S.RAW_COVERS + "/") + pl.col(S.ITEM_ID) + pl.lit(".jpg"))
-            .otherwise(None)
-            .alias(S.COVER_PATH),
+            (pl.lit(S.RAW_COVERS + "/") + pl.col("_cover")).alias(S.COVER_PATH),
         )
         .with_columns(
             (pl.col(S.N_TRAIN) == 0).alias(S.IS_COLD),
@@ -115,11 +132,13 @@ def split_raw(raw_dir: Path, out_dir: Path, config: SplitConfig) -> dict:
                 S.DESCRIPTION, S.COVER_PATH, S.N_TRAIN, S.FIRST_SEEN, S.IS_COLD, "is_late")
     )
     report.add("items: no cover file (masked by embed-images)", items[S.COVER_PATH].null_count())
-    report.add("items: no interaction at all (kept in the catalogue)",
-               items[S.FIRST_SEEN].null_count())
+    report.add("items: no interaction at all (kept in the catalogue)", items[S.FIRST_SEEN].null_count())
+    return items, int(cut), len(tags)
 
+
+def _user_table(users: pl.DataFrame, parts: dict[str, pl.DataFrame]) -> pl.DataFrame:
     user_train = parts["train"].group_by(S.USER_IDX).agg(pl.len().cast(pl.Int32).alias(S.N_TRAIN))
-    users = (
+    return (
         users.join(user_train, on=S.USER_IDX, how="left")
         .with_columns(
             pl.col(S.N_TRAIN).fill_null(0),
@@ -128,30 +147,48 @@ def split_raw(raw_dir: Path, out_dir: Path, config: SplitConfig) -> dict:
         .sort(S.USER_IDX)
     )
 
+
+def _summary(users: pl.DataFrame, items: pl.DataFrame, parts: dict[str, pl.DataFrame], cut: int,
+             n_tags: int) -> dict:
     test_cold = parts["test"].join(items.select(S.ITEM_IDX, S.IS_COLD, "is_late"), on=S.ITEM_IDX)
-    summary = {
+    return {
         "n_users": users.height,
         "n_items": items.height,
-        "n_tags": len(tags),
-        "n_interactions": inter.height,
-        "n_train": parts["train"].height,
-        "n_valid": parts["valid"].height,
-        "n_test": parts["test"].height,
+        "n_tags": n_tags,
+        "n_interactions": sum(p.height for p in parts.values()),
+        **{f"n_{role}": parts[role].height for role in ROLES},
         "n_cold_items": int(items[S.IS_COLD].sum()),
         "n_late_items": int(items["is_late"].sum()),
         "n_cold_test": int(test_cold[S.IS_COLD].sum()),
         "n_cold_test_late": int((test_cold[S.IS_COLD] & test_cold["is_late"]).sum()),
-        "cold_cut_timestamp": int(cut),
+        "cold_cut_timestamp": cut,
     }
-    result = {"summary": summary, **report.as_dict()}
+
+
+def split_raw(raw_dir: Path, out_dir: Path, config: SplitConfig) -> dict:
+    """Read ``raw_dir`` (PixelRec layout), write the split Parquet files and report to ``out_dir``.
+
+    Returns ``{"summary", "counts", "examples"}`` (the report), plus ``"lines"``: the report's counts
+    as console lines.
+    """
+    raw_dir = Path(raw_dir)
+    report = RawReport()
+    users, items, inter = _index(*_interactions_with_items(raw_dir, report))
+    inter = _assign_roles(inter, config, report)
+    _require_test_users(inter, raw_dir, config)
+    parts = {r: inter.filter(pl.col("_role") == r).select(S.USER_IDX, S.ITEM_IDX, S.TIMESTAMP)
+             for r in ROLES}
+    items, cut, n_tags = _item_table(items, inter, parts["train"], raw_dir, config, report)
+    users = _user_table(users, parts)
+    result = {"summary": _summary(users, items, parts, cut, n_tags), **report.as_dict()}
 
     with atomic_dir(out_dir) as tmp:
-        for role, name in (("train", S.TRAIN_FILE), ("valid", S.VALID_FILE), ("test", S.TEST_FILE)):
+        for role, name in zip(ROLES, (S.TRAIN_FILE, S.VALID_FILE, S.TEST_FILE), strict=True):
             parts[role].write_parquet(tmp / name, statistics=False)
         users.write_parquet(tmp / S.USERS_FILE, statistics=False)
         items.write_parquet(tmp / S.ITEMS_FILE, statistics=False)
         (tmp / S.SPLIT_REPORT).write_text(json.dumps(result, indent=2, default=str) + "\n")
-    return result
+    return {**result, "lines": report.lines()}
 
 
 __all__ = ["RawDataError", "SplitConfig", "split_raw"]
