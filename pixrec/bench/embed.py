@@ -54,7 +54,7 @@ def bench_image(config, items: pl.DataFrame, raw: Path, out_dir: Path, repeats: 
     items = items.filter(pl.col(S.COVER_PATH).is_not_null())
     n, bs = items.height, config.batch_size
     enc = build_image_encoder(config)
-    ds = CoverDataset([str(Path(raw) / p) for p in items[S.COVER_PATH]], enc.preprocess)
+    ds = CoverDataset([str(Path(raw) / p) for p in items[S.COVER_PATH]], enc.preprocess, config.min_cover_px)
     t = time.perf_counter()
     batches = [torch.stack([ds[i][0] for i in range(s, min(s + bs, n))]) for s in range(0, n, bs)]
     decode_s = time.perf_counter() - t

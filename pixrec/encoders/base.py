@@ -71,6 +71,7 @@ class ImageEncoderConfig:
     batch_size: int = 64
     num_workers: int = 1
     pca_dim: int = 64  # pixel only; 0 = no PCA
+    min_cover_px: int = 16  # a cover narrower or lower than this is a placeholder: masked, counted
     device: str = "auto"  # auto | cpu | cuda; a run option, not part of the output's identity
 
     def __post_init__(self) -> None:

@@ -8,6 +8,10 @@ less than float) and the model side normalises a whole batch at once.
 
 Robustness: a missing or undecodable cover is caught in ``__getitem__`` and returned as a status
 code, then masked and counted in ``meta.json`` with its item id: never a crash, never a silent zero.
+So is a placeholder: a cover narrower or lower than ``encoders.image.min_cover_px`` (a 1x1 pixel) or
+of one flat colour. A huge cover (over PIL's decompression-bomb limit, ~89 Mpx) is decoded at reduced
+scale (JPEG draft) and counted, without PIL's raw warning; one over twice the limit is refused and
+counted.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
+import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -53,8 +58,11 @@ from pixrec.encoders.shards import (
 )
 from pixrec.encoders.weights import WeightsError, WeightsSource, load_error, resolve
 
-OK, MISSING, CORRUPT = 0, 1, 2
-REASONS = {MISSING: "no cover file", CORRUPT: "corrupt image"}
+OK, MISSING, CORRUPT, PLACEHOLDER, HUGE, REDUCED = 0, 1, 2, 3, 4, 5
+USABLE = (OK, REDUCED)  # REDUCED: a huge cover, decoded at reduced scale
+REASONS = {MISSING: "no cover file", CORRUPT: "corrupt image",
+           PLACEHOLDER: "placeholder cover (smaller than encoders.image.min_cover_px, or one flat colour)",
+           HUGE: "cover too large to decode safely (over twice PIL's decompression-bomb limit)"}
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 WHERE = "encoders.image"
@@ -67,9 +75,14 @@ WHERE = "encoders.image"
 def decode_cover(path: str | Path, prep: Preprocess) -> np.ndarray:
     """Decode, resize and crop one cover -> uint8 (size, size, 3). Raises on a missing/bad file."""
     with Image.open(path) as im:
-        target = prep.resize if prep.mode == "crop" else prep.size
-        im.draft("RGB", (target, target))  # JPEG only: decode at 1/2, 1/4, 1/8 scale if still >= target
-        rgb = im.convert("RGB")  # forces the full decode: a truncated file raises here
+        return _decode(im, prep)
+
+
+def _decode(im: Image.Image, prep: Preprocess) -> np.ndarray:
+    """An opened cover -> uint8 (size, size, 3)."""
+    target = prep.resize if prep.mode == "crop" else prep.size
+    im.draft("RGB", (target, target))  # JPEG only: decode at 1/2, 1/4, 1/8 scale if still >= target
+    rgb = im.convert("RGB")  # forces the full decode: a truncated file raises here
     resample = _RESAMPLE[prep.interpolation]
     S_ = prep.size
     if prep.mode == "squash":
@@ -87,11 +100,13 @@ def decode_cover(path: str | Path, prep: Preprocess) -> np.ndarray:
 
 
 class CoverDataset(torch.utils.data.Dataset):
-    """Item i -> (uint8 (3, S, S), status). Status OK / MISSING / CORRUPT; a bad cover is a zero image."""
+    """Item i -> (uint8 (3, S, S), status), status one of OK, REDUCED (usable) or MISSING, CORRUPT,
+    PLACEHOLDER, HUGE (masked); an unusable cover is a zero image."""
 
-    def __init__(self, paths: list[str | None], prep: Preprocess) -> None:
+    def __init__(self, paths: list[str | None], prep: Preprocess, min_px: int) -> None:
         self.paths = paths
         self.prep = prep
+        self.min_px = min_px
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -101,12 +116,21 @@ class CoverDataset(torch.utils.data.Dataset):
         if path is None:
             return self._blank(), MISSING
         try:
-            arr = decode_cover(path, self.prep)
+            with warnings.catch_warnings(record=True) as huge:  # counted as REDUCED, not printed
+                warnings.simplefilter("always", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    if min(im.size) < self.min_px:
+                        return self._blank(), PLACEHOLDER
+                    arr = _decode(im, self.prep)
         except FileNotFoundError:
             return self._blank(), MISSING
-        except Exception:  # any decoder failure (truncated, not an image, bomb): masked and counted
+        except Image.DecompressionBombError:
+            return self._blank(), HUGE
+        except Exception:  # any decoder failure (truncated, not an image): masked and counted
             return self._blank(), CORRUPT
-        return torch.from_numpy(arr).permute(2, 0, 1), OK
+        if (arr == arr[:1, :1]).all():  # one flat colour: a "no image" placeholder, not a cover
+            return self._blank(), PLACEHOLDER
+        return torch.from_numpy(arr).permute(2, 0, 1), REDUCED if huge else OK
 
     def _blank(self) -> torch.Tensor:
         return torch.zeros(3, self.prep.size, self.prep.size, dtype=torch.uint8)
@@ -399,15 +423,18 @@ def encode_covers(
     batch_size: int,
     num_workers: int,
     progress: bool = True,
+    *,
+    min_px: int,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Run ``encoder`` over covers -> (float32 (n, raw_dim), int8 status (n,), timings)."""
+    """Run ``encoder`` over covers -> (float32 (n, raw_dim), int8 status (n,), timings); ``min_px``:
+    covers narrower or lower than this are placeholders."""
     from tqdm import tqdm
 
     n = len(paths)
     out = np.zeros((n, encoder.raw_dim), dtype=np.float32)
     status = np.empty(n, dtype=np.int8)
     loader = torch.utils.data.DataLoader(
-        CoverDataset(paths, encoder.preprocess), batch_size=batch_size, shuffle=False,
+        CoverDataset(paths, encoder.preprocess, min_px), batch_size=batch_size, shuffle=False,
         num_workers=num_workers, prefetch_factor=4 if num_workers else None,
         pin_memory=encoder.device != "cpu",
     )
@@ -421,7 +448,7 @@ def encode_covers(
             t1 = time.perf_counter()
             wait += t1 - t
             b = len(st)
-            ok = st == OK
+            ok = (st == OK) | (st == REDUCED)
             status[start:start + b] = st.numpy()
             if bool(ok.all()):
                 out[start:start + b] = encoder.encode(images).cpu().numpy()
@@ -446,7 +473,7 @@ def _cover_paths(items: pl.DataFrame, raw_dir: Path) -> list[str | None]:
 def _check_readable(paths: list[str | None], status: np.ndarray, raw_dir: Path) -> None:
     """Every listed cover unreadable: a wrong ``--raw``, not bad luck."""
     listed = [p for p in paths if p is not None]
-    if listed and not (status == OK).any():
+    if listed and not np.isin(status, (*USABLE, PLACEHOLDER)).any():
         raise ValueError(f"{raw_dir}: none of the {len(listed)} covers listed in items.parquet could be "
                          f"read (e.g. {listed[0]}); is --raw the directory the split was made from?")
 
@@ -474,7 +501,7 @@ def _finish(
 
     Shared by the single-process run and the shard merge, so both write the same bytes.
     """
-    usable = status == OK
+    usable = np.isin(status, USABLE)
     fit = usable & (items[S.N_TRAIN].to_numpy() > 0)
     t2 = time.perf_counter()
     vectors, extra = finalize(raw, usable, fit)
@@ -500,6 +527,10 @@ def _finish(
         "items_per_s": n / t_encode if t_encode else None,
         "torch_threads": torch.get_num_threads(),
     }
+    reduced = status == REDUCED
+    if reduced.any():  # usable, so not in "masked"; the key only when present (stable meta)
+        meta["decoded_reduced"] = {"reason": "huge cover (over PIL's ~89 Mpx limit) decoded at reduced "
+                                   "scale", "n": int(reduced.sum()), "items": ids[reduced][:10].tolist()}
     if extra:
         meta[env["encoder"]] = extra
     if env["random_weights"]:
@@ -524,7 +555,8 @@ def embed_images(
 
     paths = _cover_paths(items, raw_dir)
     t1 = time.perf_counter()
-    raw, status, loop = encode_covers(encoder, paths, config.batch_size, config.num_workers, progress)
+    raw, status, loop = encode_covers(encoder, paths, config.batch_size, config.num_workers, progress,
+                                      min_px=config.min_cover_px)
     t_encode = time.perf_counter() - t1
     _check_readable(paths, status, raw_dir)
     timings = {"load_model": t_load, "encode": t_encode, **{f"encode.{k}": v for k, v in loop.items()}}
@@ -549,7 +581,8 @@ def embed_image_shard(
     rows = shard.rows(np.arange(items.height), config.batch_size)
     mine = [paths[i] for i in rows]
     t1 = time.perf_counter()
-    raw, status, loop = encode_covers(encoder, mine, config.batch_size, config.num_workers, progress)
+    raw, status, loop = encode_covers(encoder, mine, config.batch_size, config.num_workers, progress,
+                                      min_px=config.min_cover_px)
     t_encode = time.perf_counter() - t1
     _check_readable(mine, status, raw_dir)
     header = {**_shard_expected(items, config), "env": _environment(encoder), "n_rows": len(rows),

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from pixrec.encoders.base import IMAGE_ENCODERS, ImageEncoder, ImageEncoderConfig, Preprocess
 from pixrec.encoders.weights import WeightsSource
+from pixrec.errors import InputError
 
 log = logging.getLogger("pixrec.encoders")
 
@@ -121,9 +122,15 @@ class PixelEncoder(ImageEncoder):
     ) -> tuple[np.ndarray, dict]:
         """Standardise, weight blocks, PCA: all fitted on ``fit`` rows (training items with a cover)."""
         n_fit = int(fit.sum())
+        if not usable.any():  # a text-only dataset: every item masked (and counted by the caller)
+            dim = self.pca_dim or self.raw_dim
+            return np.zeros((len(vectors), dim), dtype=np.float32), {
+                "raw_dim": self.raw_dim, "blocks": dict(self.blocks), "n_fit": 0, "grid": self.grid,
+                "pca_dim": self.pca_dim, "note": "no usable cover: nothing to fit, every item masked"}
         if n_fit < 2:
-            raise ValueError(f"pixel encoder: needs >= 2 training items (n_train > 0) with a usable "
-                             f"cover to fit its scaling and PCA, found {n_fit}")
+            raise InputError(f"pixel encoder: needs >= 2 training items (n_train > 0) with a usable cover "
+                             f"to fit its scaling and PCA, found {n_fit} (of {int(usable.sum())} usable "
+                             "covers); add covers or set encoders.image.name to a pretrained encoder")
         X = vectors.astype(np.float64)
         mean = X[fit].mean(axis=0)
         std = X[fit].std(axis=0)
