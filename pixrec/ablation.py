@@ -112,12 +112,24 @@ def run_variant(
 ) -> dict:
     """First axis: the main pipeline's embeddings, the model without the tokens in ``drop``.
 
-    A variant that drops nothing is the main model: ``main_model`` (its checkpoint) is reused.
+    A variant that drops nothing is the main model: ``main_model`` (its checkpoint) is reused. So is
+    one that drops only tokens this dataset has no input for (``no_image`` on a text-only dataset):
+    there is nothing to remove, and the cell says so in ``nothing_removed`` instead of training a
+    duplicate.
     """
+    from pixrec.data.modalities import empty_modalities
+
     config = variant_config(model_config, drop, variant)
+    empty = empty_modalities(split_dir, embeddings_dir) if drop and main_model is not None else {}
+    absent = bool(drop) and all(token in empty for token in drop)
+    if absent:
+        config = model_config
     reuse = main_model if main_model is not None and config == model_config else None
-    return train_and_evaluate(variant, split_dir, embeddings_dir, negatives_dir, config, train_config,
-                              eval_config, out_dir, reuse_model=reuse)
+    result = train_and_evaluate(variant, split_dir, embeddings_dir, negatives_dir, config, train_config,
+                                eval_config, out_dir, reuse_model=reuse)
+    if absent:
+        result["nothing_removed"] = "; ".join(empty[token] for token in drop)
+    return result
 
 
 def run_encoder_pair(

@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pixrec.data.dataset import SplitData
+from pixrec.errors import InputError
 from pixrec.registry import Registry
 
 MAX_ROUNDS = 200  # rejection rounds; a user who has seen nearly every item would exhaust this
@@ -172,6 +173,10 @@ def sampled_candidates(data: SplitData, config: NegativesConfig) -> tuple[np.nda
     test item. Negatives avoid every interaction of the user in any split, and are uniform over the
     catalogue regardless of ``sampler`` (the protocol is fixed so all models see the same sets).
     """
+    if config.eval_candidates > data.n_items - 1:  # a catalogue problem, not the users'
+        raise InputError(f"negatives.eval_candidates = {config.eval_candidates} needs that many items "
+                         f"besides the test item, but the catalogue has {data.n_items} items; set it to at "
+                         f"most {data.n_items - 1} (fewer still where users have seen much of it)")
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 2]))
     test_users = data.test.users
     n_eval = max(1, round(config.eval_user_fraction * len(test_users)))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pixrec.data.dataset import SplitData
+from pixrec.data.modalities import empty_modalities
 from pixrec.io import atomic_dir
 from pixrec.report import inputs
 from pixrec.report.content import ReportContent
@@ -65,6 +66,8 @@ def collect(
                      "(run the train stage).")
 
     data = SplitData.load(split_dir)
+    absent = empty_modalities(split_dir, embeddings_dir).values()  # said once, here
+    notes += [f"{what[:1].upper()}{what[1:]}." for what in absent]
     label, synthetic = inputs.dataset_label(raw_dir)
     if dataset_label:
         label = dataset_label

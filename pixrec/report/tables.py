@@ -186,6 +186,10 @@ def ablation_sentences(ablation: Mapping[str, Mapping], base: str = "full") -> l
     for variant in ordered(list(ablation), list(VARIANT_TEXT)):
         if variant == base or not isinstance(ablation[variant], Mapping):
             continue
+        if ablation[variant].get("nothing_removed"):
+            out.append(f"{VARIANT_TEXT.get(variant, f'Variant {variant!r}')} ({variant}): nothing to "
+                       f"remove, its row is the full model's ({ablation[variant]['nothing_removed']}).")
+            continue
         parts = []
         for protocol, metric in keys:
             a = _get(ablation[base], protocol, metric)
