@@ -250,3 +250,115 @@ def test_file_urls_and_already_verified_downloads(site, tmp_path):
     with serve(site) as server:  # a verified file from an earlier run is not fetched again
         again = download(server.url(S.RAW_ITEMS), tmp_path / "items.csv", sha(target))
         assert again.sha256 == sha(target) and server.requests == []
+
+
+# --- real data as users hold it -------------------------------------------------------------------------
+def pixelrec_release(tiny_raw: Path, root: Path, covers: str) -> Path:
+    """The tiny data laid out as PixelRec ships: Pixel200K.csv, item_info.csv, covers nested or archived,
+    with mixed image suffixes."""
+    root.mkdir()
+    shutil.copyfile(tiny_raw / S.RAW_INTERACTIONS, root / "Pixel200K.csv")
+    shutil.copyfile(tiny_raw / S.RAW_ITEMS, root / S.RAW_ITEMS)
+    files = sorted((tiny_raw / S.RAW_COVERS).iterdir())
+    renamed = {f.name: (f.stem + ".JPG" if k % 3 == 0 else f.stem + ".jpeg" if k % 3 == 1 else f.name)
+               for k, f in enumerate(files)}
+    if covers == "nested":
+        (root / "covers" / "covers").mkdir(parents=True)
+        for f in files:
+            shutil.copyfile(f, root / "covers" / "covers" / renamed[f.name])
+    else:
+        with py7zr.SevenZipFile(root / "cover.7z", "w") as zf:
+            for f in files:
+                zf.write(f, f"cover/{renamed[f.name]}")
+    return root
+
+
+@pytest.mark.parametrize("covers", ["nested", "7z"])
+def test_local_source_takes_pixelrec_release_names(tiny_raw, tmp_path, covers):
+    src = pixelrec_release(tiny_raw, tmp_path / "PixelRec", covers)
+    config = DataConfig.from_params({"source": "local", "local_dir": str(src)})
+    summary = materialise(config, tmp_path / "raw")
+    taken = "\n".join(summary["taken"])
+    assert f"interactions <- {src / 'Pixel200K.csv'} (recognised name)" in taken
+    assert f"covers <- {src / ('covers' if covers == 'nested' else 'cover.7z')} (recognised name)" in taken
+    n = len(covers_of(tiny_raw))
+    assert summary["n_covers"] == n
+    assert sha(tmp_path / "raw" / S.RAW_INTERACTIONS) == sha(src / "Pixel200K.csv")
+    names = sorted(p.name for p in (tmp_path / "raw" / S.RAW_COVERS).iterdir())  # flattened
+    assert len(names) == n and {".JPG", ".jpeg", ".jpg"} == {Path(x).suffix for x in names}
+    result = split_raw(tmp_path / "raw", tmp_path / "split", SplitConfig())
+    paths = pl.read_parquet(tmp_path / "split" / S.ITEMS_FILE)[S.COVER_PATH].drop_nulls()
+    assert paths.len() == n and "items: no cover file (masked by embed-images)" in result["counts"]
+    assert result["counts"]["items: no cover file (masked by embed-images)"] == 250 - n
+
+
+def test_local_files_name_each_file_and_ambiguity_is_refused(tiny_raw, tmp_path):
+    src = pixelrec_release(tiny_raw, tmp_path / "PixelRec", "nested")
+    shutil.copyfile(src / "Pixel200K.csv", src / "Pixel1M.csv")
+    config = DataConfig.from_params({"source": "local", "local_dir": str(src)})
+    with pytest.raises(InputError, match=r"several candidates for the interactions file: \['Pixel1M.csv', "
+                                         r"'Pixel200K.csv'\]; name one in params.yaml "
+                                         r"data.local_files.interactions"):
+        materialise(config, tmp_path / "raw")
+    (src / S.RAW_ITEMS).rename(tmp_path / "items.csv")
+    config = DataConfig.from_params({"source": "local", "local_dir": str(src), "local_files": {
+        "interactions": "Pixel1M.csv", "items": str(tmp_path / "items.csv"), "covers": "covers/covers"}})
+    summary = materialise(config, tmp_path / "raw")
+    assert summary["taken"][0] == f"interactions <- {src / 'Pixel1M.csv'} (data.local_files.interactions)"
+    assert summary["taken"][1] == f"items <- {tmp_path / 'items.csv'} (data.local_files.items)"
+    assert summary["n_covers"] == len(covers_of(tiny_raw))
+
+
+def test_download_stage_prints_which_file_was_taken(tiny_raw, tmp_path):
+    src = pixelrec_release(tiny_raw, tmp_path / "PixelRec", "7z")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"data": {"source": "local", "local_dir": str(src)}}))
+    proc = subprocess.run([sys.executable, "-m", "stages.download", "--out", str(tmp_path / "raw"),
+                           "--params", str(params)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert f"download: interactions <- {src / 'Pixel200K.csv'} (recognised name)" in proc.stdout
+    assert f"download: covers <- {src / 'cover.7z'} (recognised name)" in proc.stdout
+
+
+def test_failed_covers_checksum_keeps_the_verified_csvs(site, tmp_path):
+    with serve(site) as server:
+        bad = url_config(server, "covers.zip", interactions_sha256=sha(site / S.RAW_INTERACTIONS),
+                         covers_sha256="0" * 64)
+        with pytest.raises(DownloadError, match="sha256 mismatch"):
+            materialise(bad, tmp_path / "raw")
+        assert not (tmp_path / "raw").exists()
+        server.requests.clear()
+        good = url_config(server, "covers.zip", interactions_sha256=sha(site / S.RAW_INTERACTIONS),
+                          covers_sha256=sha(site / "covers.zip"))
+        materialise(good, tmp_path / "raw")
+        assert [name for name, _ in server.requests] == ["covers.zip"]  # the CSVs came from the cache
+    assert sha(tmp_path / "raw" / S.RAW_ITEMS) == sha(site / S.RAW_ITEMS)
+
+
+def test_dead_host_and_closed_port_fail_fast_and_say_each_attempt(tmp_path, caplog):
+    import time
+
+    from http_server import closed_port_url, dead_host
+
+    with dead_host() as url:  # accepts the connection, never sends a byte
+        start = time.monotonic()
+        with pytest.raises(DownloadError, match=r"failed after 1 attempts, nothing received for 2 s"):
+            download(url, tmp_path / "a.csv", timeout=2.0)
+        assert time.monotonic() - start < 5
+    caplog.clear()
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"nothing received .*(Connection refused|URLError)"):
+        download(closed_port_url(), tmp_path / "b.csv", timeout=3.0, backoff=0.2)
+    assert time.monotonic() - start < 5
+    attempts = [r.getMessage() for r in caplog.records if "attempt" in r.getMessage()]
+    assert len(attempts) >= 2 and "attempt 1 failed" in attempts[0] and "retrying in" in attempts[0]
+
+
+def test_synthetic_override_form_that_dvc_exp_run_accepts(tmp_path):
+    """params.yaml and README show `-S '+data.synthetic.n_users=...'`: a real `dvc exp run` takes it."""
+    repo = make_dvc_repo(tmp_path, ["download"], {"data.preset": "tiny"})
+    run_dvc(repo, "exp", "run", "-S", "+data.synthetic.n_users=120")
+    users = pl.read_csv(repo / "data" / "raw" / S.RAW_INTERACTIONS)[S.USER_ID].n_unique()
+    assert users == 120
+    assert "+data.synthetic.n_users=" in (ROOT / "params.yaml").read_text()
+    assert "+data.synthetic.n_users=" in (ROOT / "README.md").read_text()
