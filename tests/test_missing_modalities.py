@@ -13,21 +13,14 @@ import numpy as np
 import polars as pl
 import pytest
 from dvc_repo import make_dvc_repo, run_dvc
+from test_pipeline import STAGES
+from test_pipeline import TINY as PIPELINE_TINY
 
 from pixrec import schema as S
 from pixrec.data.synthetic import SyntheticConfig, generate
 
-STAGES = ["download", "split", "embed-images", "embed-text", "negative-sample", "train", "evaluate",
-          "two-stage", "ablate", "ablate-encoders", "ablate-summary", "report"]
-TINY = {
-    "data.source": "local",
-    "model": {"dim": 16, "heads": 2, "layers": 1, "mlp_hidden": 16},
-    "train": {"epochs": 2, "patience": 2, "val_users": 50, "batch_size": 1024},
-    "negatives": {"epochs": 2, "per_positive": 2},
-    "eval.baselines": ["random", "most_popular", "item_knn", "content_knn"],
-    "eval.two_stage_sweep": [5, 40],
-    "report": {"scan_users": 30, "n_example_users": 2},
-}
+# the pipeline test's shrunk params, on a local copy (the pipeline's stages, all of them)
+TINY = {**PIPELINE_TINY, "data.source": "local"}
 
 
 def damaged_copy(root: Path, damage: str) -> Path:
