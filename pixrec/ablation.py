@@ -6,16 +6,30 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from pixrec.config import ConfigError, section
+from pixrec.errors import InputError
 from pixrec.evaluation.evaluator import EvalConfig
 from pixrec.model import ModelConfig
 from pixrec.training import TrainConfig
+
+
+@section
+class EncoderGrid:
+    """``ablate.encoder_grid``: the image and text encoder names whose every pair is a grid cell."""
+
+    image: list[str]
+    text: list[str]
+
+    def __post_init__(self) -> None:
+        if not self.image or not self.text:
+            raise ConfigError("ablate.encoder_grid: image and text each need at least one encoder name")
 
 
 def variant_config(model_config: ModelConfig, drop: list[str], variant: str) -> ModelConfig:
     """``model_config`` without the tokens in ``drop`` (each must be one the model uses)."""
     unknown = sorted(set(drop) - set(model_config.modalities))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"ablate.drop.{variant}: {unknown} not in model.modalities {model_config.modalities}"
         )
     kept = [t for t in model_config.modalities if t not in drop]
@@ -25,6 +39,9 @@ def variant_config(model_config: ModelConfig, drop: list[str], variant: str) -> 
 def grid_encoder(base: dict, name: str, overrides: dict | None) -> dict:
     """The encoder section for one grid entry: the pipeline's own section when ``name`` is its
     encoder, else that section with another name and default weights; then the entry's overrides."""
+    if not isinstance(overrides, dict | None):
+        raise ConfigError(f"ablate.encoder_args.{name}: expected a mapping of encoder keys, "
+                          f"got {overrides!r}")
     config = dict(base)
     if base.get("name") != name:
         config.update(name=name, weights=None)
@@ -60,7 +77,7 @@ def reuse_trained(model_dir: Path, reuse: Path, model_config: ModelConfig) -> di
 
     meta = json.loads((Path(reuse) / META).read_text())
     if meta.get("config") != asdict(model_config):
-        raise ValueError(f"{reuse}: its model config {meta.get('config')} is not this cell's "
+        raise InputError(f"{reuse}: its model config {meta.get('config')} is not this cell's "
                          f"{asdict(model_config)}; re-run the train stage")
     _copy_dir(reuse, model_dir, META)
     return {**meta["metrics"], "reused": str(reuse)}
@@ -71,6 +88,7 @@ def train_and_evaluate(
     split_dir: Path,
     embeddings_dir: Path,
     negatives_dir: Path,
+    candidates_dir: Path,
     model_config: ModelConfig,
     train_config: TrainConfig,
     eval_config: EvalConfig,
@@ -78,15 +96,15 @@ def train_and_evaluate(
     reuse_model: Path | None = None,
 ) -> dict:
     """Train into ``model_dir`` on the given embeddings (or copy ``reuse_model``, the same model
-    already trained), evaluate on the three protocols; two-stage when ``eval_config.ranking`` says so."""
-    import numpy as np
+    already trained), evaluate on the three protocols; two-stage when ``eval_config.ranking`` says so.
 
-    from pixrec import schema as S
+    ``negatives_dir`` and ``candidates_dir``: the negative-sample stage's two outputs."""
     from pixrec.data.dataset import SplitData
     from pixrec.evaluation.evaluator import SampledCandidates, evaluate_model, two_stage_ranker
     from pixrec.features import load_embeddings
     from pixrec.io import atomic_dir
     from pixrec.model import load_recommender
+    from pixrec.negatives import load_training_negatives
     from pixrec.training import train
 
     data = SplitData.load(split_dir)
@@ -94,21 +112,21 @@ def train_and_evaluate(
     if reuse_model is not None:
         train_metrics = reuse_trained(model_dir, reuse_model, model_config)
     else:
-        negatives = np.load(Path(negatives_dir) / S.TRAIN_NEG_FILE, mmap_mode="r")
+        negatives = load_training_negatives(negatives_dir)
         with atomic_dir(model_dir) as tmp:
             train_metrics = train(data, embeddings, negatives, model_config, train_config, tmp)
     rec = load_recommender(model_dir, data, embeddings_dir, name=name)
     if eval_config.ranking == "two_stage":
         vectors = {side: (e.vectors, e.mask) for side, e in embeddings.items()}
         rec = two_stage_ranker(rec, data, vectors, eval_config)
-    result = evaluate_model(rec, data, SampledCandidates.load(negatives_dir, data), eval_config)
+    result = evaluate_model(rec, data, SampledCandidates.load(candidates_dir, data), eval_config)
     return {**result.metrics, "modalities": model_config.modalities, "train": train_metrics}
 
 
 def run_variant(
     variant: str, drop: list[str], split_dir: Path, embeddings_dir: Path, negatives_dir: Path,
-    model_config: ModelConfig, train_config: TrainConfig, eval_config: EvalConfig, out_dir: Path,
-    main_model: Path | None = None,
+    candidates_dir: Path, model_config: ModelConfig, train_config: TrainConfig, eval_config: EvalConfig,
+    out_dir: Path, main_model: Path | None = None,
 ) -> dict:
     """First axis: the main pipeline's embeddings, the model without the tokens in ``drop``.
 
@@ -125,15 +143,15 @@ def run_variant(
     if absent:
         config = model_config
     reuse = main_model if main_model is not None and config == model_config else None
-    result = train_and_evaluate(variant, split_dir, embeddings_dir, negatives_dir, config, train_config,
-                                eval_config, out_dir, reuse_model=reuse)
+    result = train_and_evaluate(variant, split_dir, embeddings_dir, negatives_dir, candidates_dir, config,
+                                train_config, eval_config, out_dir, reuse_model=reuse)
     if absent:
         result["nothing_removed"] = "; ".join(empty[token] for token in drop)
     return result
 
 
 def run_encoder_pair(
-    raw_dir: Path, split_dir: Path, negatives_dir: Path, image_config, text_config,
+    raw_dir: Path, split_dir: Path, negatives_dir: Path, candidates_dir: Path, image_config, text_config,
     model_config: ModelConfig, train_config: TrainConfig, eval_config: EvalConfig, out_dir: Path,
     main: tuple[Path, Path] | None = None,
 ) -> dict:
@@ -153,8 +171,8 @@ def run_encoder_pair(
     else:
         metas = {side: _copy_dir(Path(main[0]) / side, emb_dir / side) for side in ("image", "text")}
     name = f"{image_config.name}+{text_config.name}"
-    result = train_and_evaluate(name, split_dir, out_dir / "embeddings", negatives_dir, model_config,
-                                train_config, eval_config, Path(out_dir) / "model",
+    result = train_and_evaluate(name, split_dir, out_dir / "embeddings", negatives_dir, candidates_dir,
+                                model_config, train_config, eval_config, Path(out_dir) / "model",
                                 reuse_model=None if main is None else Path(main[1]))
     encoders = {side: {k: meta.get(k) for k in ("encoder", "arch", "weights", "random_weights", "dim")}
                 for side, meta in metas.items()}

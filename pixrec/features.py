@@ -17,6 +17,7 @@ import torch
 
 from pixrec import schema as S
 from pixrec.data.dataset import SplitData
+from pixrec.errors import InputError
 
 
 @dataclass
@@ -32,17 +33,17 @@ class Embeddings:
         d = Path(directory)
         for name in (S.EMB_FILE, S.EMB_MASK_FILE):
             if not (d / name).is_file():
-                raise FileNotFoundError(f"{d / name}: missing; run the embed stage first")
+                raise InputError(f"{d / name}: missing; run the embed stage first")
         vectors = np.load(d / S.EMB_FILE).astype(np.float32, copy=False)
         mask = np.load(d / S.EMB_MASK_FILE).astype(bool, copy=False)
         if vectors.shape[0] != n_items or mask.shape != (n_items,):
-            raise ValueError(
+            raise InputError(
                 f"{d}: embeddings have {vectors.shape[0]} rows and mask {mask.shape}, but the item "
                 f"table has {n_items} items; re-run the embed stage on this split"
             )
         if not np.isfinite(vectors[mask]).all():
             bad = np.flatnonzero(mask & ~np.isfinite(vectors).all(axis=1))[:10]
-            raise ValueError(f"{d}: non-finite embedding for usable item_idx {bad.tolist()}")
+            raise InputError(f"{d}: non-finite embedding for usable item_idx {bad.tolist()}")
         meta_path = d / S.EMB_META_FILE
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         return cls(vectors, mask, meta)

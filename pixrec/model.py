@@ -12,13 +12,15 @@ clicked in training be scored from their content alone.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from pixrec.config import ConfigError, section
+from pixrec.errors import InputError
 from pixrec.features import CountStats, ItemFeatures
 
 TOKENS = ("user", "item", "tag", "counts", "text", "image")
@@ -27,24 +29,27 @@ CHECKPOINT = "model.pt"
 META = "meta.json"
 
 
-@dataclass(frozen=True)
+@section
 class ModelConfig:
-    dim: int = 64
-    heads: int = 4
-    layers: int = 2
-    dropout: float = 0.1
-    item_token_dropout: float = 0.3
-    modalities: list[str] = field(default_factory=lambda: list(TOKENS))
-    mlp_hidden: int = 128
+    """The ``model`` section of params.yaml."""
+
+    dim: int
+    heads: int
+    layers: int
+    dropout: float
+    item_token_dropout: float
+    modalities: list[str]
+    mlp_hidden: int
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.modalities) - set(TOKENS))
         if unknown:
-            raise ValueError(f"model.modalities: unknown token(s) {unknown}; valid are {list(TOKENS)}")
-        if self.dim % self.heads:
-            raise ValueError(f"model.dim={self.dim} must be divisible by model.heads={self.heads}")
-        if not 0.0 <= self.item_token_dropout < 1.0:
-            raise ValueError("model.item_token_dropout must be in [0, 1)")
+            raise ConfigError(f"model.modalities: unknown token(s) {unknown}; valid are {list(TOKENS)}")
+        if min(self.dim, self.heads, self.layers, self.mlp_hidden) < 1 or self.dim % self.heads:
+            raise ConfigError(f"model: dim, heads, layers and mlp_hidden must be >= 1 and dim divisible "
+                              f"by heads, got dim={self.dim} heads={self.heads}")
+        if not 0.0 <= self.item_token_dropout < 1.0 or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("model.dropout and model.item_token_dropout must be in [0, 1)")
 
 
 class Block(nn.Module):
@@ -261,7 +266,7 @@ def save_model(
 def load_model(model_dir: Path) -> tuple[MultimodalRecommender, CountStats]:
     path = Path(model_dir) / CHECKPOINT
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no checkpoint; run the train stage first")
+        raise InputError(f"{path}: no checkpoint; run the train stage first")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     model = MultimodalRecommender(ModelConfig(**ckpt["config"]), **ckpt["dims"])
     model.load_state_dict(ckpt["state_dict"])

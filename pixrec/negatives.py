@@ -6,11 +6,10 @@ few collisions with a user's positives, vectorised over rows (no per-user loops)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.sparse as sp
 
+from pixrec.config import ConfigError, section
 from pixrec.data.dataset import SplitData
 from pixrec.errors import InputError
 from pixrec.registry import Registry
@@ -18,20 +17,22 @@ from pixrec.registry import Registry
 MAX_ROUNDS = 200  # rejection rounds; a user who has seen nearly every item would exhaust this
 
 
-@dataclass(frozen=True)
+@section
 class NegativesConfig:
-    sampler: str = "uniform"
-    per_positive: int = 4
-    epochs: int = 30
-    seed: int = 7
-    eval_user_fraction: float = 0.3
-    eval_candidates: int = 20
+    """The ``negatives`` section of params.yaml."""
+
+    sampler: str
+    per_positive: int
+    epochs: int
+    seed: int
+    eval_user_fraction: float
+    eval_candidates: int
 
     def __post_init__(self) -> None:
         if self.per_positive < 1 or self.epochs < 1 or self.eval_candidates < 1:
-            raise ValueError("negatives: per_positive, epochs and eval_candidates must be >= 1")
+            raise ConfigError("negatives: per_positive, epochs and eval_candidates must be >= 1")
         if not 0.0 < self.eval_user_fraction <= 1.0:
-            raise ValueError("negatives.eval_user_fraction must be in (0, 1]")
+            raise ConfigError("negatives.eval_user_fraction must be in (0, 1]")
 
 
 class Sampler:
@@ -122,7 +123,7 @@ def sample_excluding(
         flat[bad] = sampler.draw(rng, int(bad.sum()))
         out = flat.reshape(out.shape)
     stuck = np.unique(flat_users[bad])[:10]
-    raise ValueError(
+    raise InputError(
         f"could not draw {k} negatives for user_idx {stuck.tolist()} after {MAX_ROUNDS} rounds: "
         f"they have interacted with (nearly) every item; lower negatives.per_positive "
         f"or eval_candidates"
@@ -143,8 +144,19 @@ def training_negatives(data: SplitData, config: NegativesConfig) -> np.ndarray:
     return out
 
 
-def write_negatives(data: SplitData, config: NegativesConfig, out_dir) -> dict:
-    """Materialise both outputs atomically into ``out_dir`` and return their metadata."""
+# the keys each output depends on: its meta.json records these only, so that a change to a key of
+# one output leaves the other's bytes (and the DVC stages that read only that one) alone
+TRAIN_KEYS = ("sampler", "per_positive", "epochs", "seed")
+CANDIDATE_KEYS = ("seed", "eval_user_fraction", "eval_candidates")
+
+
+def write_negatives(data: SplitData, config: NegativesConfig, negatives_dir, candidates_dir) -> dict:
+    """Training negatives into ``negatives_dir`` and the sampled protocol's candidate sets into
+    ``candidates_dir``, each atomically; returns both metadata dicts ``{"negatives", "candidates"}``.
+
+    Two outputs because two kinds of stage read them: training reads the negatives, evaluation
+    the candidates (changing ``negatives.eval_candidates`` must not retrain a model).
+    """
     from pathlib import Path
 
     from pixrec import schema as S
@@ -152,18 +164,20 @@ def write_negatives(data: SplitData, config: NegativesConfig, out_dir) -> dict:
 
     train_negs = training_negatives(data, config)
     users, candidates = sampled_candidates(data, config)
-    meta = {
-        "config": config.__dict__,
-        "train_negatives_shape": list(train_negs.shape),
-        "n_sampled_users": len(users),
-        "n_candidates": int(candidates.shape[1]),
+    metas = {
+        "negatives": {"config": {k: getattr(config, k) for k in TRAIN_KEYS},
+                      "train_negatives_shape": list(train_negs.shape)},
+        "candidates": {"config": {k: getattr(config, k) for k in CANDIDATE_KEYS},
+                       "n_sampled_users": len(users), "n_candidates": int(candidates.shape[1])},
     }
-    with atomic_dir(Path(out_dir)) as tmp:
+    with atomic_dir(Path(negatives_dir)) as tmp:
         np.save(tmp / S.TRAIN_NEG_FILE, train_negs)
+        write_json(tmp / S.NEG_META_FILE, metas["negatives"])
+    with atomic_dir(Path(candidates_dir)) as tmp:
         np.save(tmp / S.CAND_USERS_FILE, users)
         np.save(tmp / S.CAND_FILE, candidates)
-        write_json(tmp / S.NEG_META_FILE, meta)
-    return meta
+        write_json(tmp / S.CAND_META_FILE, metas["candidates"])
+    return metas
 
 
 def sampled_candidates(data: SplitData, config: NegativesConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -186,3 +200,15 @@ def sampled_candidates(data: SplitData, config: NegativesConfig) -> tuple[np.nda
                             data.all_matrix, distinct=True)
     candidates = np.concatenate([positives[:, None], negs], axis=1).astype(np.int32)
     return users.astype(np.int32), candidates
+
+
+def load_training_negatives(negatives_dir) -> np.ndarray:
+    """The negative-sample stage's int32 (epochs, n_train, per_positive), memory-mapped."""
+    from pathlib import Path
+
+    from pixrec import schema as S
+
+    path = Path(negatives_dir) / S.TRAIN_NEG_FILE
+    if not path.is_file():
+        raise InputError(f"{path}: missing; run the negative-sample stage first")
+    return np.load(path, mmap_mode="r")

@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from pixrec.errors import InputError
+
 T = TypeVar("T")
 
 
-class UnknownNameError(KeyError):
-    """An unknown registry key; the message lists the valid ones."""
+class UnknownNameError(InputError, KeyError):
+    """An unknown registry key (a name written in params.yaml); the message lists the valid ones.
+
+    Also a KeyError: a lookup that failed, for code that asks the registry and handles the miss.
+    """
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it readable
         return str(self.args[0])

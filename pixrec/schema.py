@@ -44,11 +44,13 @@ EMB_FILE = "embeddings.npy"  # float32 (n_items, dim), row i = item_idx i
 EMB_MASK_FILE = "mask.npy"  # bool (n_items,), True = usable input, False = masked
 EMB_META_FILE = "meta.json"
 
-# --- negative-sample outputs (data/negatives/) ---------------------------------------------------
+# --- negative-sample outputs: training negatives (data/negatives/) -----------------------------------
 TRAIN_NEG_FILE = "train_negatives.npy"  # int32 (epochs, n_train, per_positive)
+NEG_META_FILE = "meta.json"
+# --- ... and the sampled protocol's candidate sets (data/candidates/) --------------------------------
 CAND_USERS_FILE = "sampled_users.npy"  # int32 (n_eval,) user_idx of the sampled-protocol users
 CAND_FILE = "sampled_candidates.npy"  # int32 (n_eval, 1 + n_neg); column 0 is the test positive
-NEG_META_FILE = "meta.json"
+CAND_META_FILE = "meta.json"
 
 # --- evaluate outputs (data/eval/) ------------------------------------------------------------------
 EVAL_RANKS_FILE = "ranks.parquet"  # per user: user_idx, item_idx (target), model, protocol, rank

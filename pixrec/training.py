@@ -16,7 +16,6 @@ import copy
 import dataclasses
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from pixrec import distributed as D
+from pixrec.config import ConfigError, section
 from pixrec.data.dataset import SplitData
+from pixrec.errors import InputError
 from pixrec.features import Embeddings, ItemFeatures, build_item_features, count_stats
 from pixrec.model import FusionRecommender, ModelConfig, MultimodalRecommender, save_model
 
@@ -32,22 +33,25 @@ from pixrec.model import FusionRecommender, ModelConfig, MultimodalRecommender, 
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
-@dataclass(frozen=True)
+@section
 class TrainConfig:
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 2048
-    epochs: int = 15
-    patience: int = 3
-    val_users: int = 1000
-    seed: int = 13
-    threads: int = 2  # torch threads in all: each of ``nproc`` processes gets threads // nproc
-    nproc: int = 1  # processes on this machine (the train stage re-launches itself under torchrun)
-    bf16: bool = False  # CUDA only: bf16 autocast of forward and loss; ignored on CPU
+    """The ``train`` section of params.yaml."""
+
+    lr: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    patience: int
+    val_users: int
+    seed: int
+    threads: int  # torch threads in all: each of ``nproc`` processes gets threads // nproc
+    nproc: int  # processes on this machine (the train stage re-launches itself under torchrun)
+    bf16: bool  # CUDA only: bf16 autocast of forward and loss; ignored on CPU
 
     def __post_init__(self) -> None:
-        if min(self.epochs, self.batch_size, self.patience, self.val_users, self.nproc) < 1:
-            raise ValueError("train: epochs, batch_size, patience, val_users and nproc must be >= 1")
+        if min(self.epochs, self.batch_size, self.patience, self.val_users, self.nproc, self.threads) < 1:
+            raise ConfigError("train: epochs, batch_size, patience, val_users, threads and nproc "
+                              "must be >= 1")
 
 
 def rank_batches(perm: torch.Tensor, batch_size: int, rank: int, world: int
@@ -109,12 +113,12 @@ def train(
     rank calls this; only rank 0 validates, logs and saves (the others pass ``out_dir=None``).
     """
     if config.epochs > negatives.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"train.epochs={config.epochs} but the negative-sample stage materialised only "
             f"{negatives.shape[0]} epochs: raise negatives.epochs"
         )
     if negatives.shape[1] != len(data.train):
-        raise ValueError("negatives do not match the training split; re-run negative-sample")
+        raise InputError("negatives do not match the training split; re-run negative-sample")
     deterministic = torch.are_deterministic_algorithms_enabled()
     # CPU index_put_(accumulate=True) — the backward of gathering per-item tokens — adds with
     # parallel atomics: run-to-run differences of 1e-4 in NDCG after a few epochs. The deterministic

@@ -1,36 +1,100 @@
-"""Reading params.yaml: the only place in the project that opens it."""
+"""Reading params.yaml: the only place in the project that opens it.
+
+Each stage module declares the keys it reads once, in ``PARAMS`` (the same list as its ``params:``
+in dvc.yaml, ``{name}`` where dvc.yaml has ``${item.name}``), and reads them through
+:func:`read_params`, which hands out only declared keys and, when the stage is done reading, checks
+that every declared key was used. ``tests/test_params_declared.py`` holds dvc.yaml to the same list.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+
+from pixrec.config import ConfigError, from_mapping
 
 # Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning threads of one
 # process starve the other (measured: sbert 36 -> 106 texts/s under load). Set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+T = TypeVar("T")
 
-def load_sections(path: Path, *keys: str) -> dict[str, Any]:
-    """Return ``{key: params[key]}`` for the sections a stage declares in dvc.yaml.
 
-    ``key`` may be dotted (``encoders.image``). A missing section is an error naming the file.
-    """
-    try:
-        params = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise SystemExit(f"params file not found: {path}") from None
-    out: dict[str, Any] = {}
-    for key in keys:
-        node: Any = params
+def declared(params: Sequence[str], **item: str) -> tuple[str, ...]:
+    """A stage's ``PARAMS`` for one DVC matrix cell: ``{name}`` filled from ``item``."""
+    return tuple(key.format(**item) for key in params)
+
+
+class StageParams:
+    """The declared keys of one params file; each read marks its key used."""
+
+    def __init__(self, path: Path, keys: Sequence[str]) -> None:
+        self.path = Path(path)
+        try:
+            params = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{self.path}: params file not found") from None
+        self.values = {key: self._lookup(params, key) for key in keys}
+        self.unread = set(keys)
+
+    def _lookup(self, params: Any, key: str) -> Any:
+        node = params
         for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                raise SystemExit(f"{path}: section {key!r} is missing")
+            if not isinstance(node, Mapping) or part not in node:
+                raise ConfigError(f"{self.path}: {key} is missing")
             node = node[part]
-        out[key] = node
-    return out
+        return node
+
+    def raw(self, key: str) -> Any:
+        """The value of declared ``key`` as written (the caller types it)."""
+        if key not in self.values:  # a bug in the stage: it reads what dvc.yaml does not track
+            raise KeyError(f"{key!r} is not in this stage's PARAMS {sorted(self.values)}")
+        self.unread.discard(key)
+        return self.values[key]
+
+    def section(self, cls: type[T], key: str, **fixed: Any) -> T:
+        """Section ``cls`` from ``key``: the whole section when ``key`` is declared, else from the
+        declared ``<key>.<field>`` entries plus ``fixed`` (fields the stage sets itself, by design)."""
+        if key in self.values:
+            if fixed:  # a bug in the stage: it would override what params.yaml says
+                raise KeyError(f"{key} is declared whole; it cannot also have fixed fields {sorted(fixed)}")
+            return self.build(cls, key, self.raw(key))
+        prefix = f"{key}."
+        mapping = {k[len(prefix):]: self.raw(k) for k in list(self.values) if k.startswith(prefix)}
+        if overlap := sorted(set(mapping) & set(fixed)):
+            raise KeyError(f"{key}: {overlap} are both declared and fixed by the stage")
+        return self.build(cls, key, {**mapping, **fixed})
+
+    def value(self, key: str, cls: type[T]) -> T:
+        """Declared ``key`` typed as ``cls`` (``list[str]``, a section, ...)."""
+        from pydantic import TypeAdapter, ValidationError
+
+        try:
+            return TypeAdapter(cls).validate_python(self.raw(key))
+        except ValidationError:
+            raise ConfigError(f"{self.path}: {key}: expected {cls}, got {self.values[key]!r}") from None
+
+    def build(self, cls: type[T], where: str, mapping: Any) -> T:
+        """:func:`pixrec.config.from_mapping` with this file named in the error line."""
+        try:
+            return from_mapping(cls, mapping, where)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.path}: {exc}") from None
+
+
+@contextmanager
+def read_params(path: Path, keys: Sequence[str]) -> Iterator[StageParams]:
+    """Read ``keys`` (dotted, e.g. ``encoders.image``) of params file ``path``; on leaving the block,
+    a declared key that was never read is a bug (dvc.yaml would re-run the stage for nothing)."""
+    params = StageParams(path, keys)
+    yield params
+    if params.unread:
+        raise AssertionError(f"declared in PARAMS but never read: {sorted(params.unread)}")
 
 
 def _log_stage(started: float, ok: bool) -> None:
@@ -57,14 +121,12 @@ def _log_stage(started: float, ok: bool) -> None:
 
 
 def fail_cleanly(fn):
-    """Turn the library's input errors into one clear line and exit 1, not a traceback."""
+    """An :class:`~pixrec.errors.InputError` (bad params, data or a missing stage input) becomes one
+    line on stderr and exit 1; any other exception is a bug and keeps its traceback."""
     import functools
     import time
 
-    from pixrec.config import ConfigError
-    from pixrec.registry import UnknownNameError
-
-    expected = (ConfigError, UnknownNameError, FileNotFoundError, ValueError)
+    from pixrec.errors import InputError
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -73,7 +135,7 @@ def fail_cleanly(fn):
             out = fn(*args, **kwargs)
             ok = True
             return out
-        except expected as exc:
+        except InputError as exc:
             import sys
 
             print(f"error: {exc}", file=sys.stderr)

@@ -7,22 +7,34 @@ from pathlib import Path
 
 import typer
 
-from pixrec.config import from_mapping
-from stages._params import fail_cleanly, load_sections
+from stages._params import StageParams, declared, fail_cleanly, read_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
-# the eval keys an ablation cell reads (dvc.yaml lists the same): protocol and two-stage settings
+# the eval keys an ablation cell reads: the protocols and the two-stage ranking of one model, and
+# the hyper-parameters of the baselines that two-stage ranking may use as retrievers
 EVAL_KEYS = ("eval.ks", "eval.batch_users", "eval.seed", "eval.ranking", "eval.two_stage_retrievers",
-             "eval.two_stage_candidates", "eval.knn_neighbours")
+             "eval.two_stage_candidates", "eval.knn_neighbours", "eval.ease_lambda", "eval.ease_max_gib")
+# a cell is one model: no baselines, and the exact vs two-stage sweep is the two-stage stage's
+EVAL_FIXED = {"baselines": [], "two_stage_sweep": []}
+PARAMS = ("model", "train", *EVAL_KEYS, "ablate.drop.{variant}")  # = dvc.yaml, {variant} = ${item.variant}
 
 
-def eval_config(p: dict):
-    """An EvalConfig from the ``eval.*`` keys of :data:`EVAL_KEYS` (no baselines: the cell is one model)."""
+def eval_config(p: StageParams):
+    """The cell's EvalConfig from :data:`EVAL_KEYS` (shared with the ablate-encoders stage)."""
     from pixrec.evaluation.evaluator import EvalConfig
 
-    return from_mapping(EvalConfig, {k.split(".", 1)[1]: p[k] for k in EVAL_KEYS} | {"baselines": []},
-                        "eval")
+    return p.section(EvalConfig, "eval", **EVAL_FIXED)
+
+
+def load_params(path: Path, variant: str):
+    """(tokens to drop, ModelConfig, TrainConfig, EvalConfig) of cell ``variant``."""
+    from pixrec.model import ModelConfig
+    from pixrec.training import TrainConfig
+
+    with read_params(path, declared(PARAMS, variant=variant)) as p:
+        return (p.value(f"ablate.drop.{variant}", list[str]), p.section(ModelConfig, "model"),
+                p.section(TrainConfig, "train"), eval_config(p))
 
 
 @app.command()
@@ -32,6 +44,7 @@ def main(
     split: Path = typer.Option(Path("data/split")),
     embeddings: Path = typer.Option(Path("data/embeddings")),
     negatives: Path = typer.Option(Path("data/negatives")),
+    candidates: Path = typer.Option(Path("data/candidates"), help="sampled-protocol candidate sets"),
     model: Path = typer.Option(Path("models/fusion"), help="the main model: reused by a variant that "
                                "drops nothing (same params, same weights) instead of retraining"),
     out: Path = typer.Option(Path("data/ablation/full")),
@@ -40,23 +53,11 @@ def main(
 ) -> None:
     from pixrec.ablation import run_variant
     from pixrec.io import write_json
-    from pixrec.model import ModelConfig
-    from pixrec.training import TrainConfig
 
-    drop_key = f"ablate.drop.{variant}"  # only this cell's entry: editing another re-runs nothing here
-    p = load_sections(params, "model", "train", drop_key, *EVAL_KEYS)
-    result = run_variant(
-        variant,
-        list(p[drop_key] or []),
-        split,
-        embeddings,
-        negatives,
-        from_mapping(ModelConfig, p["model"], "model"),
-        from_mapping(TrainConfig, p["train"], "train"),
-        eval_config(p),
-        out,
-        main_model=model,
-    )
+    # only this cell's ablate.drop entry: editing another cell's re-runs nothing here
+    drop, model_config, train_config, eval_config_ = load_params(params, variant)
+    result = run_variant(variant, drop, split, embeddings, negatives, candidates, model_config,
+                         train_config, eval_config_, out, main_model=model)
     write_json(metrics, result)
     typer.echo(f"{variant}: full ndcg@10={result['full']['ndcg@10']:.4f} "
                f"cold ndcg@10={result['cold']['ndcg@10']:.4f}")

@@ -6,11 +6,33 @@ from pathlib import Path
 
 import typer
 
-from pixrec.config import from_mapping
-from stages._params import fail_cleanly, load_sections
+from stages._params import declared, fail_cleanly, read_params
 from stages.ablate import EVAL_KEYS, eval_config
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+# = dvc.yaml, {image} / {text} = ${item.image} / ${item.text}
+PARAMS = ("encoders.image", "encoders.text", "ablate.encoder_args.{image}", "ablate.encoder_args.{text}",
+          "model", "train", *EVAL_KEYS)
+
+
+def load_params(path: Path, image: str, text: str):
+    """(cell's image config, text config, whether they are the pipeline's own, ModelConfig,
+    TrainConfig, EvalConfig) for the cell ``image`` × ``text``."""
+    from pixrec.ablation import grid_encoder
+    from pixrec.encoders.base import ImageEncoderConfig, TextEncoderConfig
+    from pixrec.model import ModelConfig
+    from pixrec.training import TrainConfig
+
+    with read_params(path, declared(PARAMS, image=image, text=text)) as p:
+        configs = {}
+        for side, cls, name in (("image", ImageEncoderConfig, image), ("text", TextEncoderConfig, text)):
+            base, args = p.raw(f"encoders.{side}"), f"ablate.encoder_args.{name}"
+            own = p.section(cls, f"encoders.{side}")  # the pipeline's own, also checks the section
+            cell = p.build(cls, args, grid_encoder(base, name, p.raw(args)))
+            configs[side] = (cell, cell == own)
+        return (configs["image"][0], configs["text"][0], configs["image"][1] and configs["text"][1],
+                p.section(ModelConfig, "model"), p.section(TrainConfig, "train"), eval_config(p))
 
 
 @app.command()
@@ -21,6 +43,7 @@ def main(
     raw: Path = typer.Option(Path("data/raw")),
     split: Path = typer.Option(Path("data/split")),
     negatives: Path = typer.Option(Path("data/negatives")),
+    candidates: Path = typer.Option(Path("data/candidates"), help="sampled-protocol candidate sets"),
     embeddings: Path = typer.Option(Path("data/embeddings"), help="the pipeline's embeddings, reused "
                                     "with --model when this pair is the pipeline's own encoders"),
     model: Path = typer.Option(Path("models/fusion")),
@@ -28,29 +51,15 @@ def main(
     metrics: Path = typer.Option(Path("metrics/ablation_encoders/pixel-sbert.json")),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
-    from pixrec.ablation import grid_encoder, run_encoder_pair
-    from pixrec.encoders.base import ImageEncoderConfig, TextEncoderConfig
+    from pixrec.ablation import run_encoder_pair
     from pixrec.io import write_json
-    from pixrec.model import ModelConfig
-    from pixrec.training import TrainConfig
 
-    args_i, args_t = f"ablate.encoder_args.{image}", f"ablate.encoder_args.{text}"
-    p = load_sections(params, "encoders.image", "encoders.text", args_i, args_t, "model", "train",
-                      *EVAL_KEYS)
-    image_config = from_mapping(ImageEncoderConfig, grid_encoder(p["encoders.image"], image, p[args_i]),
-                                args_i)
-    text_config = from_mapping(TextEncoderConfig, grid_encoder(p["encoders.text"], text, p[args_t]),
-                               args_t)
+    image_config, text_config, own, model_config, train_config, eval_config_ = load_params(
+        params, image, text)
     # the pipeline's own encoder pair: its embeddings and trained model are these bits already
-    own = (image_config == from_mapping(ImageEncoderConfig, p["encoders.image"], "encoders.image")
-           and text_config == from_mapping(TextEncoderConfig, p["encoders.text"], "encoders.text"))
     result = run_encoder_pair(
-        raw, split, negatives, image_config, text_config,
-        from_mapping(ModelConfig, p["model"], "model"),
-        from_mapping(TrainConfig, p["train"], "train"),
-        eval_config(p),
-        out,
-        main=(embeddings, model) if own else None,
+        raw, split, negatives, candidates, image_config, text_config, model_config, train_config,
+        eval_config_, out, main=(embeddings, model) if own else None,
     )
     write_json(metrics, result)
     typer.echo(f"{image}+{text}: full ndcg@10={result['full']['ndcg@10']:.4f} "

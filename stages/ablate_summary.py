@@ -7,11 +7,20 @@ from pathlib import Path
 
 import typer
 
-from stages._params import fail_cleanly, load_sections
+from stages._params import fail_cleanly, read_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 PLOT_METRICS = ("ndcg@10", "recall@10", "mrr@10")
+PARAMS = ("ablate.variants", "ablate.encoder_grid")  # = this stage's params in dvc.yaml
+
+
+def load_params(path: Path):
+    """(variant names, EncoderGrid)."""
+    from pixrec.ablation import EncoderGrid
+
+    with read_params(path, PARAMS) as p:
+        return p.value("ablate.variants", list[str]), p.section(EncoderGrid, "ablate.encoder_grid")
 
 
 @app.command()
@@ -24,20 +33,20 @@ def main(
     plot: Path = typer.Option(Path("metrics/ablation_plot.csv")),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
+    from pixrec.errors import InputError
     from pixrec.io import atomic_file, write_json
 
-    variants = load_sections(params, "ablate.variants")["ablate.variants"]
+    variants, grid = load_params(params)
     missing = [v for v in variants if not (cells / f"{v}.json").is_file()]
     if missing:
-        raise FileNotFoundError(f"{cells}: no result for variant(s) {missing}; run `dvc repro ablate`")
+        raise InputError(f"{cells}: no result for variant(s) {missing}; run `dvc repro ablate`")
     summary = {v: json.loads((cells / f"{v}.json").read_text()) for v in variants}
     write_json(out, summary)
     if encoder_cells is not None:
-        grid = load_sections(params, "ablate.encoder_grid")["ablate.encoder_grid"]
-        pairs = [f"{i}-{t}" for i in grid["image"] for t in grid["text"]]
+        pairs = [f"{i}-{t}" for i in grid.image for t in grid.text]
         missing = [c for c in pairs if not (encoder_cells / f"{c}.json").is_file()]
         if missing:
-            raise FileNotFoundError(f"{encoder_cells}: no result for encoder pair(s) {missing}; "
+            raise InputError(f"{encoder_cells}: no result for encoder pair(s) {missing}; "
                                     f"run `dvc repro ablate-encoders`")
         write_json(encoders_out, {c: json.loads((encoder_cells / f"{c}.json").read_text()) for c in pairs})
     rows = ["variant,protocol," + ",".join(PLOT_METRICS)]

@@ -12,10 +12,23 @@ from pathlib import Path
 
 import typer
 
-from pixrec.config import from_mapping
-from stages._params import fail_cleanly, load_sections
+from stages._params import fail_cleanly, read_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+PARAMS = ("encoders.image", "encoders.text", "model", "train")
+
+
+def load_params(path: Path):
+    """(ImageEncoderConfig, TextEncoderConfig, ModelConfig, TrainConfig)."""
+    from pixrec.encoders.base import ImageEncoderConfig, TextEncoderConfig
+    from pixrec.model import ModelConfig
+    from pixrec.training import TrainConfig
+
+    with read_params(path, PARAMS) as p:
+        return (p.section(ImageEncoderConfig, "encoders.image"),
+                p.section(TextEncoderConfig, "encoders.text"),
+                p.section(ModelConfig, "model"), p.section(TrainConfig, "train"))
 
 
 @app.command()
@@ -32,25 +45,13 @@ def main(
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
     from pixrec.bench.suite import BenchOptions, run_benchmark
-    from pixrec.encoders.base import ImageEncoderConfig, TextEncoderConfig
     from pixrec.io import write_json
-    from pixrec.model import ModelConfig
-    from pixrec.training import TrainConfig
 
     params = params if params.is_absolute() or params.exists() else workspace / params
-    p = load_sections(params, "encoders.image", "encoders.text", "model", "train")
     options = BenchOptions(tuple(parts), n_images, n_texts, train_steps=train_steps,
                            ranking_users=ranking_users, fusion_users=fusion_users,
                            stage_log=stage_log, repro=repro)
-    result = run_benchmark(
-        workspace,
-        from_mapping(ImageEncoderConfig, p["encoders.image"], "encoders.image"),
-        from_mapping(TextEncoderConfig, p["encoders.text"], "encoders.text"),
-        from_mapping(ModelConfig, p["model"], "model"),
-        from_mapping(TrainConfig, p["train"], "train"),
-        options,
-        log=typer.echo,
-    )
+    result = run_benchmark(workspace, *load_params(params), options, log=typer.echo)
     write_json(out, result)
     typer.echo(f"-> {out}")
 

@@ -8,9 +8,16 @@ from pathlib import Path
 import typer
 
 from pixrec.data.sources import DataConfig, materialise
-from stages._params import fail_cleanly, load_sections
+from stages._params import fail_cleanly, read_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+PARAMS = ("data",)  # = this stage's params in dvc.yaml
+
+
+def load_params(path: Path) -> DataConfig:
+    with read_params(path, PARAMS) as p:
+        return p.section(DataConfig, "data")
 
 
 @app.command()
@@ -19,8 +26,7 @@ def main(
     out: Path = typer.Option(Path("data/raw"), help="output directory (replaced atomically)"),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
-    config = DataConfig.from_params(load_sections(params, "data")["data"])
-    summary = materialise(config, out)
+    summary = materialise(load_params(params), out)
     for line in summary.get("taken", []):  # which of the user's files was taken for what
         typer.echo(f"download: {line}")
     for warning in summary.get("warnings", []):

@@ -7,15 +7,21 @@ from pathlib import Path
 
 import typer
 
-from pixrec.config import from_mapping
 from pixrec.encoders.base import ImageEncoderConfig
-from stages._params import fail_cleanly, load_sections
+from stages._params import fail_cleanly, read_params
 
 # Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning. On 2 shared cores a
 # spinning thread starves the DataLoader worker and the neighbours (`pixrec bench --part embed`).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+PARAMS = ("encoders.image",)  # = this stage's params in dvc.yaml
+
+
+def load_params(path: Path) -> ImageEncoderConfig:
+    with read_params(path, PARAMS) as p:
+        return p.section(ImageEncoderConfig, "encoders.image")
 
 
 @app.command()
@@ -33,8 +39,7 @@ def main(
 
     Under torchrun (WORLD_SIZE > 1), without either option: rank r embeds shard r/world, rank 0 merges.
     """
-    config = from_mapping(ImageEncoderConfig, load_sections(params, "encoders.image")["encoders.image"],
-                          "encoders.image")
+    config = load_params(params)
     from pixrec.encoders.image import run_embed_images  # torch & co: only when the stage runs
     from pixrec.encoders.shards import describe_shard, dispatch
 

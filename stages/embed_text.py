@@ -7,15 +7,21 @@ from pathlib import Path
 
 import typer
 
-from pixrec.config import from_mapping
 from pixrec.encoders.base import TextEncoderConfig
-from stages._params import fail_cleanly, load_sections
+from stages._params import fail_cleanly, read_params
 
 # Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning. On 2 shared cores a
 # spinning thread starves the DataLoader worker and the neighbours (`pixrec bench --part embed`).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+PARAMS = ("encoders.text",)  # = this stage's params in dvc.yaml
+
+
+def load_params(path: Path) -> TextEncoderConfig:
+    with read_params(path, PARAMS) as p:
+        return p.section(TextEncoderConfig, "encoders.text")
 
 
 @app.command()
@@ -32,8 +38,7 @@ def main(
 
     Under torchrun (WORLD_SIZE > 1), without either option: rank r embeds shard r/world, rank 0 merges.
     """
-    config = from_mapping(TextEncoderConfig, load_sections(params, "encoders.text")["encoders.text"],
-                          "encoders.text")
+    config = load_params(params)
     from pixrec.encoders.shards import describe_shard, dispatch
     from pixrec.encoders.text import run_embed_text  # torch & co: only when the stage runs
 

@@ -8,10 +8,18 @@ from pathlib import Path
 
 import typer
 
-from pixrec.config import from_mapping
-from stages._params import fail_cleanly, load_sections
+from stages._params import fail_cleanly, read_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+PARAMS = ("eval",)  # = this stage's params in dvc.yaml
+
+
+def load_params(path: Path):
+    from pixrec.evaluation import EvalConfig
+
+    with read_params(path, PARAMS) as p:
+        return p.section(EvalConfig, "eval")
 
 
 def _fusion_loader(model_dir: Path, data, embeddings_dir: Path):
@@ -29,7 +37,7 @@ def _fusion_loader(model_dir: Path, data, embeddings_dir: Path):
 def main(
     split: Path = typer.Option(Path("data/split")),
     embeddings: Path = typer.Option(Path("data/embeddings"), help="holds image/ and text/"),
-    negatives: Path = typer.Option(Path("data/negatives"), help="sampled-protocol candidates"),
+    candidates: Path = typer.Option(Path("data/candidates"), help="sampled-protocol candidate sets"),
     model: Path = typer.Option(Path("models/fusion"), help="fusion checkpoint dir; skipped if absent"),
     out: Path = typer.Option(Path("data/eval"), help="per-user results"),
     metrics: Path = typer.Option(Path("metrics/evaluate.json")),
@@ -38,9 +46,9 @@ def main(
 ) -> None:
     from pixrec.config import to_mapping
     from pixrec.data.dataset import SplitData
-    from pixrec.evaluation import EvalConfig, SampledCandidates, evaluate_all, write_outputs
+    from pixrec.evaluation import SampledCandidates, evaluate_all, write_outputs
 
-    config = from_mapping(EvalConfig, load_sections(params, "eval")["eval"], "eval")
+    config = load_params(params)
     data = SplitData.load(split)
     emb = None
     needs_content = "content_knn" in config.baselines or (
@@ -49,7 +57,7 @@ def main(
         from pixrec.features import load_embeddings
 
         emb = {side: (e.vectors, e.mask) for side, e in load_embeddings(embeddings, data.n_items).items()}
-    sampled = SampledCandidates.load(negatives, data)
+    sampled = SampledCandidates.load(candidates, data)
     results = evaluate_all(data, emb, sampled, config, fusion=_fusion_loader(model, data, embeddings),
                            log=typer.echo)
     write_outputs(results, out, metrics, plot, {"config": to_mapping(config)})

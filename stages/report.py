@@ -6,10 +6,18 @@ from pathlib import Path
 
 import typer
 
-from pixrec.config import from_mapping
-from stages._params import fail_cleanly, load_sections
+from stages._params import fail_cleanly, read_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+PARAMS = ("report",)  # = this stage's params in dvc.yaml
+
+
+def load_params(path: Path):
+    from pixrec.report import ReportConfig
+
+    with read_params(path, PARAMS) as p:
+        return p.section(ReportConfig, "report")
 
 
 @app.command()
@@ -28,9 +36,9 @@ def main(
         None, help="how to name the dataset; default from data/raw/download.json"),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
-    from pixrec.report import ReportConfig, build_report
+    from pixrec.report import build_report
 
-    config = from_mapping(ReportConfig, load_sections(params, "report")["report"], "report")
+    config = load_params(params)
     result = build_report(metrics, split, raw, model, embeddings, eval_dir, out, config,
                           readme=readme, dataset_label=dataset_label)
     typer.echo(" ".join(f"{k}={v}" for k, v in result.items()))

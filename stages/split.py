@@ -7,11 +7,17 @@ from pathlib import Path
 
 import typer
 
-from pixrec.config import from_mapping
 from pixrec.data.split import SplitConfig, split_raw
-from stages._params import fail_cleanly, load_sections
+from stages._params import fail_cleanly, read_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+PARAMS = ("split",)  # = this stage's params in dvc.yaml
+
+
+def load_params(path: Path) -> SplitConfig:
+    with read_params(path, PARAMS) as p:
+        return p.section(SplitConfig, "split")
 
 
 @app.command()
@@ -21,8 +27,7 @@ def main(
     out: Path = typer.Option(Path("data/split"), help="output directory"),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
-    config = from_mapping(SplitConfig, load_sections(params, "split")["split"], "split")
-    result = split_raw(raw, out, config)
+    result = split_raw(raw, out, load_params(params))
     for line in result["lines"]:  # what was dropped or repaired, not only in report.json
         print(f"split: {line}", file=sys.stderr)
     typer.echo(" ".join(f"{k}={v}" for k, v in result["summary"].items()))

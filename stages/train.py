@@ -13,10 +13,20 @@ from pathlib import Path
 
 import typer
 
-from pixrec.config import from_mapping
-from stages._params import fail_cleanly, load_sections
+from stages._params import fail_cleanly, read_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+PARAMS = ("model", "train")  # = this stage's params in dvc.yaml
+
+
+def load_params(path: Path):
+    """(ModelConfig, TrainConfig)."""
+    from pixrec.model import ModelConfig
+    from pixrec.training import TrainConfig
+
+    with read_params(path, PARAMS) as p:
+        return p.section(ModelConfig, "model"), p.section(TrainConfig, "train")
 
 
 @app.command()
@@ -30,20 +40,16 @@ def main(
     live_dir: Path = typer.Option(Path("dvclive/train")),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
-    import numpy as np
     from dvclive import Live
 
     from pixrec import distributed as D
-    from pixrec import schema as S
     from pixrec.data.dataset import SplitData
     from pixrec.features import load_embeddings
     from pixrec.io import atomic_dir, write_json
-    from pixrec.model import ModelConfig
-    from pixrec.training import TrainConfig, train
+    from pixrec.negatives import load_training_negatives
+    from pixrec.training import train
 
-    p = load_sections(params, "model", "train")
-    model_config = from_mapping(ModelConfig, p["model"], "model")
-    config = from_mapping(TrainConfig, p["train"], "train")
+    model_config, config = load_params(params)
     if config.nproc > 1 and not D.launched_by_torchrun():
         args = {"--split": split, "--embeddings": embeddings, "--negatives": negatives, "--out": out,
                 "--metrics": metrics, "--live-dir": live_dir, "--params": params}
@@ -53,7 +59,7 @@ def main(
         return
     data = SplitData.load(split)
     emb = load_embeddings(embeddings, data.n_items)
-    negs = np.load(negatives / S.TRAIN_NEG_FILE, mmap_mode="r")
+    negs = load_training_negatives(negatives)
     with D.process_group() as place:
         if not place.is_main:  # rank 0 alone writes the checkpoint, curves and metrics
             train(data, emb, negs, model_config, config, None)

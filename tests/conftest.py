@@ -29,8 +29,10 @@ def tiny_raw(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_split(tiny_raw, tmp_path_factory) -> Path:
     """The real split of :func:`tiny_raw`."""
+    from real_params import real_config
+
     from pixrec.data.split import SplitConfig, split_raw
 
     out = tmp_path_factory.mktemp("tiny_split") / "split"
-    split_raw(tiny_raw, out, SplitConfig())
+    split_raw(tiny_raw, out, real_config(SplitConfig))
     return out

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from real_params import real_config
 
 from pixrec.ablation import reuse_trained, variant_config
 from pixrec.model import META, ModelConfig
 
 
 def test_variant_config_drops_only_known_tokens():
-    base = ModelConfig()
+    base = real_config(ModelConfig)
     assert variant_config(base, ["image"], "no_image").modalities == ["user", "item", "tag", "counts", "text"]
     assert variant_config(base, [], "full") == base
     with pytest.raises(ValueError, match=r"ablate\.drop\.bad"):
@@ -24,10 +25,11 @@ def test_reuse_copies_the_checkpoint_and_refuses_another_model(tmp_path):
     main = tmp_path / "main"
     main.mkdir()
     (main / "model.pt").write_bytes(b"weights")
-    (main / META).write_text(json.dumps({"config": asdict(ModelConfig()), "metrics": {"best_epoch": 3}}))
-    got = reuse_trained(tmp_path / "cell", main, ModelConfig())
+    config = real_config(ModelConfig)
+    (main / META).write_text(json.dumps({"config": asdict(config), "metrics": {"best_epoch": 3}}))
+    got = reuse_trained(tmp_path / "cell", main, config)
     assert got["best_epoch"] == 3 and got["reused"] == str(main)
     assert (tmp_path / "cell" / "model.pt").read_bytes() == b"weights"
     with pytest.raises(ValueError, match="is not this cell's"):
-        reuse_trained(tmp_path / "other", main, variant_config(ModelConfig(), ["image"], "no_image"))
+        reuse_trained(tmp_path / "other", main, variant_config(config, ["image"], "no_image"))
     assert not (tmp_path / "other").exists()  # refused: nothing half-written left behind

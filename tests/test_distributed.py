@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from real_params import real_config, real_section
 
 from pixrec import schema as S
 from pixrec.data.dataset import SplitData
@@ -48,16 +49,18 @@ def inputs(tiny_split, tmp_path_factory) -> Path:
         (root / "emb" / side).mkdir(parents=True)
         np.save(root / "emb" / side / S.EMB_FILE, rng.normal(size=(data.n_items, d)).astype(np.float32))
         np.save(root / "emb" / side / S.EMB_MASK_FILE, np.ones(data.n_items, dtype=bool))
-    write_negatives(data, NegativesConfig(per_positive=4, epochs=3, seed=0), root / "neg")
+    write_negatives(data, real_config(NegativesConfig, per_positive=4, epochs=3, seed=0), root / "neg",
+                    root / "candidates")
     return root
 
 
 def train_stage(inputs: Path, split: Path, run: Path, nproc: int) -> tuple[dict, str]:
     """The train stage as DVC runs it, with train.nproc = ``nproc``; (metrics, stdout)."""
     run.mkdir()
-    params = {"model": {"dim": 16, "heads": 2, "layers": 1, "dropout": 0.1, "mlp_hidden": 32},
-              "train": {"lr": 0.003, "batch_size": 1000, "epochs": 3, "patience": 3, "val_users": 100,
-                        "seed": 5, "threads": 2, "nproc": nproc}}
+    params = {"model": {**real_section("model"), "dim": 16, "heads": 2, "layers": 1, "dropout": 0.1,
+                        "mlp_hidden": 32},
+              "train": {**real_section("train"), "lr": 0.003, "batch_size": 1000, "epochs": 3, "patience": 3,
+                        "val_users": 100, "seed": 5, "threads": 2, "nproc": nproc}}
     (run / "params.yaml").write_text(yaml.safe_dump(params))
     proc = subprocess.run(
         [sys.executable, "-m", "stages.train", "--split", str(split), "--embeddings", str(inputs / "emb"),
@@ -68,6 +71,7 @@ def train_stage(inputs: Path, split: Path, run: Path, nproc: int) -> tuple[dict,
     return json.loads((run / "train.json").read_text()), proc.stdout
 
 
+@pytest.mark.slow  # three training runs under torchrun: ~1 min on 2 cores
 def test_two_gloo_ranks_match_one_process_and_are_deterministic(inputs, tiny_split, tmp_path):
     one, _ = train_stage(inputs, tiny_split, tmp_path / "one", nproc=1)
     two, out = train_stage(inputs, tiny_split, tmp_path / "two", nproc=2)

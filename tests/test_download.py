@@ -18,6 +18,7 @@ import pytest
 import yaml
 from dvc_repo import ROOT, make_dvc_repo, run_dvc, set_params
 from http_server import serve
+from real_params import real_config, real_section
 
 from pixrec import schema as S
 from pixrec.config import ConfigError
@@ -25,7 +26,6 @@ from pixrec.data.fetch import DownloadError, download, extract
 from pixrec.data.sources import DataConfig, materialise
 from pixrec.data.split import SplitConfig, split_raw
 from pixrec.errors import InputError
-from pixrec.registry import UnknownNameError
 
 
 def sha(path: Path) -> str:
@@ -69,10 +69,16 @@ def site(tiny_raw, tmp_path_factory) -> Path:
     return root
 
 
+def data_section(url: dict | None = None, **overrides) -> dict:
+    """params.yaml's ``data`` section with ``overrides`` (and ``url`` keys merged into its ``url``)."""
+    section = real_section("data")
+    return {**section, **overrides, "url": {**section["url"], **(url or {})}}
+
+
 def url_config(server, covers: str | None, **sha: str) -> DataConfig:
-    return DataConfig.from_params({"source": "url", "url": {
+    return DataConfig.from_params(data_section(source="url", url={
         "interactions": server.url(S.RAW_INTERACTIONS), "items": server.url(S.RAW_ITEMS),
-        "covers": server.url(covers) if covers else None, **sha}})
+        "covers": server.url(covers) if covers else None, **sha}))
 
 
 @pytest.mark.parametrize("archive", ["covers.zip", "covers.tar.gz", "covers.7z"])
@@ -127,8 +133,8 @@ def test_wrong_checksum_and_missing_file_are_refused_clearly(site, tmp_path):
             download(server.url("nope.csv"), tmp_path / "nope.csv")
         # the same through the stage: one line on stderr, exit 1, nothing half-written
         params = tmp_path / "params.yaml"
-        params.write_text(yaml.safe_dump({"data": {"source": "url", "url": {
-            "interactions": server.url("missing.csv"), "items": url}}}))
+        params.write_text(yaml.safe_dump({"data": data_section(source="url", url={
+            "interactions": server.url("missing.csv"), "items": url})}))
         proc = subprocess.run([sys.executable, "-m", "stages.download", "--out", str(tmp_path / "raw"),
                                "--params", str(params)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
@@ -154,15 +160,15 @@ def test_archive_cannot_write_outside_its_destination(tmp_path):
 
 
 def test_local_source_links_validates_and_splits(tiny_raw, tmp_path):
-    config = DataConfig.from_params({"source": "local", "local_dir": str(tiny_raw), "link": True})
+    config = DataConfig.from_params(data_section(source="local", local_dir=str(tiny_raw), link=True))
     summary = materialise(config, tmp_path / "raw")
     raw = tmp_path / "raw"
     assert summary["n_interaction_rows"] == 3_003 and summary["n_covers"] == len(covers_of(tiny_raw))
     assert os.path.samefile(raw / S.RAW_ITEMS, tiny_raw / S.RAW_ITEMS)  # hard-linked, same file system
     assert covers_of(raw) == covers_of(tiny_raw) and not (raw / S.RAW_TRUTH).exists()
-    result = split_raw(raw, tmp_path / "split", SplitConfig())
+    result = split_raw(raw, tmp_path / "split", real_config(SplitConfig))
     assert result["summary"]["n_interactions"] == 3_000
-    copy = DataConfig.from_params({"source": "local", "local_dir": str(tiny_raw), "link": False})
+    copy = DataConfig.from_params(data_section(source="local", local_dir=str(tiny_raw), link=False))
     copied = materialise(copy, tmp_path / "copy")
     assert copied["files_linked"] == 0 and not os.path.samefile(tmp_path / "copy" / S.RAW_ITEMS,
                                                                tiny_raw / S.RAW_ITEMS)
@@ -173,7 +179,7 @@ def test_local_source_without_covers_warns_and_continues(tiny_raw, tmp_path):
     src.mkdir()
     for name in (S.RAW_INTERACTIONS, S.RAW_ITEMS):
         shutil.copyfile(tiny_raw / name, src / name)
-    config = DataConfig.from_params({"source": "local", "local_dir": str(src)})
+    config = DataConfig.from_params(data_section(source="local", local_dir=str(src)))
     summary = materialise(config, tmp_path / "raw")
     assert summary["n_covers"] == 0 and "no covers folder or archive" in summary["warnings"][0]
 
@@ -198,7 +204,8 @@ def test_local_source_names_file_and_row_of_a_malformed_csv(tiny_raw, tmp_path, 
         shutil.copyfile(tiny_raw / f, src / f)
     (src / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(InputError, match=message) as err:
-        materialise(DataConfig.from_params({"source": "local", "local_dir": str(src)}), tmp_path / "raw")
+        materialise(DataConfig.from_params(data_section(source="local", local_dir=str(src))),
+                    tmp_path / "raw")
     assert str(src / name) in str(err.value)
     assert not (tmp_path / "raw").exists()
 
@@ -207,20 +214,22 @@ def test_data_config_mirrors_params_and_rejects_unknown_keys():
     section = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]
     config = DataConfig.from_params(section)
     assert config.source == section["source"] and config.url.covers is None
-    with pytest.raises(ConfigError, match=r"data: unknown key\(s\) \['sourc'\]"):
+    with pytest.raises(ConfigError, match=r"data.sourc: unknown key; valid keys are \['link', "):
         DataConfig.from_params({**section, "sourc": "x"})
-    with pytest.raises(ConfigError, match=r"data.url: unknown key\(s\) \['cover'\]"):
-        DataConfig.from_params({**section, "url": {"cover": "http://x"}})
+    with pytest.raises(ConfigError, match=r"data.url.cover: unknown key; valid keys are \['covers', "):
+        DataConfig.from_params(data_section(url={"cover": "http://x"}))
+    with pytest.raises(ConfigError, match=r"data.url.covers is missing"):
+        DataConfig.from_params({**section, "url": {k: v for k, v in section["url"].items() if k != "covers"}})
     valid = r"valid names are \['local', 'synthetic', 'url'\]"
-    with pytest.raises(UnknownNameError, match=r"unknown data source 'ftp'; " + valid):
-        DataConfig.from_params({"source": "ftp"})
+    with pytest.raises(ConfigError, match=r"unknown data source 'ftp'; " + valid):
+        DataConfig.from_params(data_section(source="ftp"))
     with pytest.raises(ConfigError, match="not a sha256"):
-        DataConfig.from_params({"source": "url", "url": {"interactions": "http://x", "items": "http://y",
-                                                         "items_sha256": "abc"}})
+        DataConfig.from_params(data_section(source="url", url={"interactions": "http://x", "items": "http://y",
+                                                               "items_sha256": "abc"}))
     with pytest.raises(ConfigError, match=r"data\.local_dir"):
-        DataConfig.from_params({"source": "local"})
+        DataConfig.from_params(data_section(source="local"))
     with pytest.raises(ConfigError, match=r"data.synthetic: unknown key"):
-        DataConfig.from_params({"synthetic": {"users": 3}})
+        DataConfig.from_params(data_section(synthetic={"users": 3}))
 
 
 def test_dvc_pipeline_download_then_split(tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from real_params import real_config
 from typer.testing import CliRunner
 
 from pixrec import schema as S
@@ -104,7 +105,7 @@ def test_merge_refuses_missing_and_foreign_shards(pixel_runs, tiny_raw, tiny_spl
     items = read_items(tiny_split, [S.COVER_PATH, S.N_TRAIN])
     moved = items.with_columns(items[S.COVER_PATH].scatter(0, "covers/elsewhere.jpg"))
     with pytest.raises(ShardError, match=r"shard 0 of 3 was made from a different items table"):
-        merge_image_shards(moved, ImageEncoderConfig(**PIXEL), 3, shards)
+        merge_image_shards(moved, real_config(ImageEncoderConfig, **PIXEL), 3, shards)
 
 
 def test_shards_partition_whole_batches():
@@ -119,7 +120,7 @@ def test_shards_partition_whole_batches():
         with pytest.raises(ValueError):
             Shard.parse(bad)
     with pytest.raises(ValueError, match=r"encoders\.text\.device must be one of"):
-        TextEncoderConfig(device="tpu")
+        real_config(TextEncoderConfig, device="tpu")
 
 
 def test_sbert_shards_merge_to_the_single_run_bytes(tiny_split, tmp_path):
@@ -133,7 +134,8 @@ def test_sbert_shards_merge_to_the_single_run_bytes(tiny_split, tmp_path):
         merge_text_shards,
     )
 
-    cfg = TextEncoderConfig(name="sbert", batch_size=8, max_length=128)  # 90-315 chars: padding varies
+    # 90-315 chars: padding varies
+    cfg = real_config(TextEncoderConfig, name="sbert", batch_size=8, max_length=128)
     items = read_items(tiny_split, list(cfg.fields)).head(40)
     encoder = build_text_encoder(cfg)
     single = embed_texts(items, cfg, encoder=encoder, progress=False)
@@ -155,7 +157,7 @@ def test_sbert_shards_merge_to_the_single_run_bytes(tiny_split, tmp_path):
 
     with pytest.raises(ShardError, match=r"shard 0 of 2 was made with a different encoder config "
                                          r"\(max_length: 32 here vs 128\)"):
-        merge_text_shards(items, TextEncoderConfig(name="sbert", batch_size=8, max_length=32), 2,
+        merge_text_shards(items, real_config(TextEncoderConfig, name="sbert", batch_size=8, max_length=32), 2,
                           tmp_path / "s2")
 
 
@@ -177,9 +179,9 @@ def test_cuda_sbert_matches_cpu_within_fp16_tolerance(tiny_split):
     from pixrec.encoders.text import build_text_encoder, embed_texts
 
     items = read_items(tiny_split, ["title", "tag", "description"]).head(64)
-    cpu = embed_texts(items, TextEncoderConfig(device="cpu"), progress=False)
-    gpu = embed_texts(items, TextEncoderConfig(device="cuda"), progress=False,
-                      encoder=build_text_encoder(TextEncoderConfig(device="cuda")))
+    cpu = embed_texts(items, real_config(TextEncoderConfig, device="cpu"), progress=False)
+    gpu = embed_texts(items, real_config(TextEncoderConfig, device="cuda"), progress=False,
+                      encoder=build_text_encoder(real_config(TextEncoderConfig, device="cuda")))
     assert gpu.meta["device"] == "cuda" and "device" not in cpu.meta
     assert np.array_equal(cpu.mask, gpu.mask)
     cos = (cpu.vectors[cpu.mask] * gpu.vectors[gpu.mask]).sum(1)  # both L2-normalised

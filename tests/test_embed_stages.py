@@ -143,7 +143,7 @@ def test_embed_text_stage(data, tmp_path):
 
     bad = runner.invoke(app, ["--split", str(data / "split"), "--out", str(tmp_path / "c"), "--params",
                               str(_params(tmp_path / "q.yaml", text={"name": "glove", "colour": 1}))])
-    assert bad.exit_code == 1 and "unknown key(s) ['colour']" in bad.output
+    assert bad.exit_code == 1 and "encoders.text.colour: unknown key" in bad.output
     bad = runner.invoke(app, ["--split", str(data / "split"), "--out", str(tmp_path / "c"), "--params",
                               str(_params(tmp_path / "r.yaml", text={"name": "glove"}))])
     assert bad.exit_code == 1 and "valid names are ['bert', 'sbert']" in bad.output

@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 import torch
 from PIL import Image
+from real_params import real_config
 
 from pixrec.encoders.base import ImageEncoderConfig
 from pixrec.encoders.image import build_image_encoder, decode_cover, embed_images
@@ -77,18 +78,18 @@ def test_resnet_loads_local_file_and_url(served, tmp_path):
     model.fc = torch.nn.Identity()
     x = _batch(3, 64)
 
-    local = build_image_encoder(ImageEncoderConfig(name="resnet", arch="resnet18", image_size=64,
+    local = build_image_encoder(real_config(ImageEncoderConfig, name="resnet", arch="resnet18", image_size=64,
                                                    weights=str(root / "r18.pth")))
     remote = build_image_encoder(
-        ImageEncoderConfig(name="resnet", arch="resnet18", image_size=64,
+        real_config(ImageEncoderConfig, name="resnet", arch="resnet18", image_size=64,
                            weights=f"{url}/r18.pth#sha256={_sha(root / 'r18.pth')}"),
         cache_dir=tmp_path / "cache")
     assert remote.source.kind == "url" and remote.source.path.is_relative_to(tmp_path / "cache")
     with torch.inference_mode():
         expected = model(_normalised(x, local))
         got_local, got_remote = local.encode(x), remote.encode(x)
-        rand = build_image_encoder(ImageEncoderConfig(name="resnet", arch="resnet18", image_size=64,
-                                                      weights="random")).encode(x)
+        rand = build_image_encoder(real_config(ImageEncoderConfig, name="resnet", arch="resnet18",
+                                               image_size=64, weights="random")).encode(x)
     assert got_local.shape == (3, 512)
     _same(got_local, expected)
     _same(got_remote, expected)
@@ -103,24 +104,25 @@ def test_resnet_rejects_bad_checkpoint_and_hash(served, tmp_path):
     del state["layer1.0.conv1.weight"]
     torch.save(state, root / "broken.pth")
     with pytest.raises(WeightsError, match=r"layer1\.0\.conv1\.weight"):
-        build_image_encoder(ImageEncoderConfig(name="resnet", arch="resnet18",
+        build_image_encoder(real_config(ImageEncoderConfig, name="resnet", arch="resnet18",
                                                weights=str(root / "broken.pth")))
     with pytest.raises(WeightsError, match="sha256"):
-        build_image_encoder(ImageEncoderConfig(name="resnet", arch="resnet18",
+        build_image_encoder(real_config(ImageEncoderConfig, name="resnet", arch="resnet18",
                                                weights=f"{url}/broken.pth#sha256={'0' * 64}"),
                             cache_dir=tmp_path / "cache")
     with pytest.raises(WeightsError, match="does not exist"):
-        build_image_encoder(ImageEncoderConfig(name="resnet", arch="resnet18", weights="./nowhere/r.pth"))
+        build_image_encoder(real_config(ImageEncoderConfig, name="resnet", arch="resnet18",
+                                        weights="./nowhere/r.pth"))
     with pytest.raises(WeightsError, match=r"cannot download .*HTTP 404.*\(encoders\.image\.weights\)"):
-        build_image_encoder(ImageEncoderConfig(name="resnet", arch="resnet18", weights=f"{url}/absent.pth"),
-                            cache_dir=tmp_path / "cache")
+        build_image_encoder(real_config(ImageEncoderConfig, name="resnet", arch="resnet18",
+                                        weights=f"{url}/absent.pth"), cache_dir=tmp_path / "cache")
 
 
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(UnknownNameError, match=r"valid names are \['clip', 'dino', 'pixel', 'resnet'\]"):
-        build_image_encoder(ImageEncoderConfig(name="vgg"))
+        build_image_encoder(real_config(ImageEncoderConfig, name="vgg"))
     with pytest.raises(ValueError, match="resnet18"):
-        build_image_encoder(ImageEncoderConfig(name="resnet", arch="resnet7", weights="random"))
+        build_image_encoder(real_config(ImageEncoderConfig, name="resnet", arch="resnet7", weights="random"))
 
 
 # ------------------------------------------------------------------------------------------- clip
@@ -139,7 +141,7 @@ def test_clip_loads_checkpoint_from_url(served, tmp_path):
     torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
                root / "clip.pt")
     # the URL is fetched to the cache, then loaded by the local-file code (pretrained=<file>)
-    remote = build_image_encoder(ImageEncoderConfig(name="clip", arch=arch, image_size=64,
+    remote = build_image_encoder(real_config(ImageEncoderConfig, name="clip", arch=arch, image_size=64,
                                                     weights=f"{url}/clip.pt"), cache_dir=tmp_path / "cache")
     assert remote.source.kind == "url" and remote.source.sha256 == _sha(root / "clip.pt")
     x = _batch(2, 64)
@@ -165,9 +167,9 @@ def test_dino_transformers_loads_local_dir_and_url_archive(served, tmp_path):
     with tarfile.open(root / "tiny-dino.tar.gz", "w:gz") as tar:
         tar.add(root / "tiny-dino", arcname="tiny-dino")
 
-    local = build_image_encoder(ImageEncoderConfig(name="dino", image_size=32,
+    local = build_image_encoder(real_config(ImageEncoderConfig, name="dino", image_size=32,
                                                    weights=str(root / "tiny-dino")))
-    remote = build_image_encoder(ImageEncoderConfig(name="dino", image_size=32,
+    remote = build_image_encoder(real_config(ImageEncoderConfig, name="dino", image_size=32,
                                                     weights=f"{url}/tiny-dino.tar.gz"),
                                  cache_dir=tmp_path / "cache")
     assert remote.source.path.name == "tiny-dino" and remote.source.path.is_dir()
@@ -176,7 +178,7 @@ def test_dino_transformers_loads_local_dir_and_url_archive(served, tmp_path):
         expected = model(pixel_values=_normalised(x, local)).last_hidden_state[:, 0]
         got_local, got_remote = local.encode(x), remote.encode(x)
         # another input size: position embeddings are interpolated, not an error
-        bigger = build_image_encoder(ImageEncoderConfig(name="dino", image_size=48,
+        bigger = build_image_encoder(real_config(ImageEncoderConfig, name="dino", image_size=48,
                                                         weights=str(root / "tiny-dino")))
         assert bigger.encode(_batch(2, 48)).shape == (2, 32)
     assert got_local.shape == (3, 32)
@@ -192,7 +194,7 @@ def test_dino_timm_loads_file_through_pretrained_cfg_overlay(served):
     model = _seeded(lambda: timm.create_model(arch, pretrained=False, img_size=32)).eval()
     torch.save(model.state_dict(), root / "vit_tiny.pth")
     model.reset_classifier(0)
-    enc = build_image_encoder(ImageEncoderConfig(name="dino", arch=arch, image_size=32,
+    enc = build_image_encoder(real_config(ImageEncoderConfig, name="dino", arch=arch, image_size=32,
                                                  weights=f"{url}/vit_tiny.pth"),
                               cache_dir=root.parent / "timm-cache")
     x = _batch(2, 32)
@@ -244,7 +246,7 @@ def _covers(root: Path, images: list[np.ndarray], n_train: list[int]) -> pl.Data
                          "n_train": np.array(n_train, dtype=np.int32)})
 
 
-PIXEL = ImageEncoderConfig(name="pixel", image_size=64, batch_size=8, num_workers=0, pca_dim=8)
+PIXEL = real_config(ImageEncoderConfig, name="pixel", image_size=64, batch_size=8, num_workers=0, pca_dim=8)
 
 
 def test_pixel_encoder_separates_visual_styles(tmp_path):

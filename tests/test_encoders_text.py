@@ -7,6 +7,7 @@ import time
 import numpy as np
 import polars as pl
 import pytest
+from real_params import real_config
 
 from pixrec.encoders.base import TextEncoderConfig
 from pixrec.encoders.text import build_text_encoder, embed_texts, item_texts, packaged_minilm
@@ -23,12 +24,12 @@ CAPTIONS = [
 
 @pytest.fixture(scope="module")
 def sbert():
-    return build_text_encoder(TextEncoderConfig(name="sbert"))
+    return build_text_encoder(real_config(TextEncoderConfig, name="sbert"))
 
 
 @pytest.fixture(scope="module")
 def bert():
-    return build_text_encoder(TextEncoderConfig(name="bert", pooling="mean"))
+    return build_text_encoder(real_config(TextEncoderConfig, name="bert", pooling="mean"))
 
 
 def test_packaged_minilm_through_both_entries(sbert, bert):
@@ -48,7 +49,8 @@ def test_similar_captions_are_closer(sbert):
 
 
 def test_cls_pooling_differs_and_a_local_dir_loads(sbert):
-    cls = build_text_encoder(TextEncoderConfig(name="bert", pooling="cls", weights=packaged_minilm()))
+    cls = build_text_encoder(real_config(TextEncoderConfig, name="bert", pooling="cls",
+                                         weights=packaged_minilm()))
     assert cls.source.kind == "local"
     out = cls.encode(CAPTIONS[:2])
     assert out.shape == (2, 384) and not np.allclose(out, sbert.encode(CAPTIONS[:2]), atol=1e-3)
@@ -73,7 +75,7 @@ def test_embed_texts_masks_empty_items_and_is_deterministic(sbert):
         "tag": ["fashion", None, "cars", None, "food"],
         "description": ["long " * 300, None, None, " \t ", None],  # item 0 is truncated at max_length
     })
-    cfg = TextEncoderConfig(name="sbert", batch_size=2, max_length=32)
+    cfg = real_config(TextEncoderConfig, name="sbert", batch_size=2, max_length=32)
     first = embed_texts(items, cfg, encoder=sbert, progress=False)
     second = embed_texts(items, cfg, encoder=sbert, progress=False)
     assert first.mask.tolist() == [True, False, True, False, True]
@@ -88,17 +90,17 @@ def test_embed_texts_masks_empty_items_and_is_deterministic(sbert):
 
 def test_config_and_name_errors():
     with pytest.raises(UnknownNameError, match=r"valid names are \['bert', 'sbert'\]"):
-        build_text_encoder(TextEncoderConfig(name="word2vec"))
+        build_text_encoder(real_config(TextEncoderConfig, name="word2vec"))
     with pytest.raises(ValueError, match="fields"):
-        TextEncoderConfig(fields=["title", "body"])
+        real_config(TextEncoderConfig, fields=["title", "body"])
     with pytest.raises(ValueError, match="pooling applies to 'bert' only"):
-        build_text_encoder(TextEncoderConfig(name="sbert", pooling="cls"))
+        build_text_encoder(real_config(TextEncoderConfig, name="sbert", pooling="cls"))
     with pytest.raises(ValueError, match="max_length"):
-        build_text_encoder(TextEncoderConfig(name="bert", max_length=4096))
+        build_text_encoder(real_config(TextEncoderConfig, name="bert", max_length=4096))
 
 
 def test_hub_name_offline_fails_fast_with_a_hint():
     t = time.perf_counter()
     with pytest.raises(WeightsError, match="offline"):
-        build_text_encoder(TextEncoderConfig(name="bert", weights="bert-base-uncased"))
+        build_text_encoder(real_config(TextEncoderConfig, name="bert", weights="bert-base-uncased"))
     assert time.perf_counter() - t < 10

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 import scipy.sparse as sp
+from real_params import real_config
 from toy_split import make_split, random_split, write_split
 
 from pixrec import schema as S
@@ -162,7 +163,7 @@ def test_evaluate_model_protocols_and_cold_slice():
     model = make_baseline("most_popular", data, None, np.random.default_rng(0))
     users = data.test.users[:10]
     cands = np.concatenate([data.test.items[:10, None], np.tile(np.arange(2), (10, 1)) + 5], axis=1)
-    res = evaluate_model(model, data, SampledCandidates(users, cands), EvalConfig(ks=[5, 10]))
+    res = evaluate_model(model, data, SampledCandidates(users, cands), real_config(EvalConfig, ks=[5, 10]))
     assert set(res.metrics) == {"sampled", "full", "cold"}
     assert set(res.metrics["sampled"]) >= {"recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr@10",
                                            "novelty_p", "n_users"}
@@ -193,7 +194,7 @@ def test_two_stage_sweep_with_every_item_proposed_is_exact():
     data = random_split(50, 30, n_cold=0, seed=5)
     rng = np.random.default_rng(1)
     ranker = Table(rng.standard_normal((data.n_users, data.n_items)))
-    config = EvalConfig(ks=[5, 10], batch_users=16, two_stage_retrievers=["most_popular"],
+    config = real_config(EvalConfig, ks=[5, 10], batch_users=16, two_stage_retrievers=["most_popular"],
                         two_stage_sweep=[2, 30])
     table = two_stage_sweep(ranker, data, None, config, log=lambda _: None)
     assert table["n=30"]["full"]["candidate_recall"] == 1.0
@@ -218,7 +219,7 @@ def _write_inputs(tmp: Path, eval_params: dict) -> dict[str, Path]:
         mask = np.ones(data.n_items, bool)
         mask[rng.choice(data.n_items, 3, replace=False)] = False
         np.save(d / S.EMB_MASK_FILE, mask)
-    neg = tmp / "data" / "negatives"
+    neg = tmp / "data" / "candidates"
     neg.mkdir(parents=True)
     pick = rng.choice(len(data.test), 20, replace=False)
     users = data.test.users[pick]
@@ -239,7 +240,7 @@ def _run_stage(tmp: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "DVC_NO_ANALYTICS": "1"}
     cmd = [sys.executable, "-m", "stages.evaluate", "--split", "data/split", "--embeddings",
-           "data/embeddings", "--negatives", "data/negatives", "--model", "models/fusion",
+           "data/embeddings", "--candidates", "data/candidates", "--model", "models/fusion",
            "--out", "data/eval", "--params", "params.yaml"]
     return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
 
@@ -248,7 +249,7 @@ EVAL_PARAMS = {
     "ks": [5, 10, 20], "batch_users": 16,
     "baselines": ["random", "most_popular", "item_knn", "user_knn", "ease", "content_knn"],
     "knn_neighbours": 5, "ease_lambda": 10.0, "ease_max_gib": 1.0, "seed": 3, "ranking": "exact",
-    "two_stage_retrievers": ["item_knn"], "two_stage_candidates": 10,
+    "two_stage_retrievers": ["item_knn"], "two_stage_candidates": 10, "two_stage_sweep": [],
 }
 
 
@@ -295,8 +296,8 @@ def test_eval_config_rejects_bad_values():
     from pixrec.config import ConfigError, from_mapping
 
     with pytest.raises(ValueError, match=r"eval\.ks"):
-        EvalConfig(ks=10)
+        real_config(EvalConfig, ks=10)
     with pytest.raises(ValueError, match=r"eval\.ranking"):
-        EvalConfig(ranking="approximate")
+        real_config(EvalConfig, ranking="approximate")
     with pytest.raises(ConfigError, match="unknown key"):
         from_mapping(EvalConfig, {"kss": [10]}, "eval")

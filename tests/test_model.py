@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from real_params import real_config
 
 from pixrec.features import ItemFeatures
 from pixrec.model import TOKENS, FusionRecommender, ModelConfig, MultimodalRecommender
@@ -32,7 +33,7 @@ def make_feats(seed: int = 0) -> ItemFeatures:
 
 def make_model(**overrides) -> MultimodalRecommender:
     torch.manual_seed(0)
-    config = ModelConfig(dim=16, heads=2, layers=2, dropout=0.0, mlp_hidden=8, **overrides)
+    config = real_config(ModelConfig, dim=16, heads=2, layers=2, dropout=0.0, mlp_hidden=8, **overrides)
     return MultimodalRecommender(config, N_USERS, N_ITEMS, N_TAGS, 14, D_TEXT, D_IMAGE).eval()
 
 
@@ -107,6 +108,6 @@ def test_item_token_dropout_only_in_training_calls():
 
 def test_config_rejects_unknown_modality_and_bad_heads():
     with pytest.raises(ValueError, match="unknown token"):
-        ModelConfig(modalities=["user", "video"])
+        real_config(ModelConfig, modalities=["user", "video"])
     with pytest.raises(ValueError, match="divisible"):
-        ModelConfig(dim=30, heads=4)
+        real_config(ModelConfig, dim=30, heads=4)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from real_params import real_config
 
 from pixrec.data.dataset import SplitData
+from pixrec.errors import InputError
 from pixrec.negatives import (
     SAMPLERS,
     NegativesConfig,
@@ -25,7 +27,7 @@ def data(tiny_split) -> SplitData:
 
 @pytest.mark.parametrize("sampler", ["uniform", "popularity"])
 def test_training_negatives_avoid_training_positives(data, sampler):
-    config = NegativesConfig(sampler=sampler, per_positive=5, epochs=3, seed=1)
+    config = real_config(NegativesConfig, sampler=sampler, per_positive=5, epochs=3, seed=1)
     negs = training_negatives(data, config)
     assert negs.shape == (3, len(data.train), 5) and negs.dtype == np.int32
     assert negs.min() >= 0 and negs.max() < data.n_items
@@ -38,7 +40,8 @@ def test_training_negatives_avoid_training_positives(data, sampler):
 
 
 def test_popularity_sampler_follows_training_counts(data):
-    config = NegativesConfig(sampler="popularity", per_positive=20, epochs=1, seed=2)
+    config = real_config(NegativesConfig, sampler="popularity", per_positive=20, epochs=1,
+                         seed=2)
     drawn = np.bincount(training_negatives(data, config).ravel(), minlength=data.n_items)
     pop = data.train_popularity
     top, bottom = np.argsort(pop)[-20:], np.flatnonzero(pop == 0)
@@ -46,7 +49,7 @@ def test_popularity_sampler_follows_training_counts(data):
 
 
 def test_sampled_candidates_avoid_every_interaction(data):
-    config = NegativesConfig(eval_user_fraction=0.3, eval_candidates=20, seed=3)
+    config = real_config(NegativesConfig, eval_user_fraction=0.3, eval_candidates=20, seed=3)
     users, cands = sampled_candidates(data, config)
     n_test = len(data.test)
     assert len(users) == round(0.3 * n_test) and cands.shape == (len(users), 21)
@@ -64,7 +67,7 @@ def test_exhausted_user_gets_a_clear_error():
     class Tiny:
         n_items = 4
 
-    with pytest.raises(ValueError, match=r"user_idx \[0\]"):
+    with pytest.raises(InputError, match=r"user_idx \[0\]"):
         sample_excluding(UniformSampler(Tiny), np.random.default_rng(0), np.array([0, 1]), 2,
                          exclude, distinct=True)
 

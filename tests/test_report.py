@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 from PIL import Image
+from real_params import real_config, real_section
 
 from pixrec import schema as S
 
@@ -85,7 +87,7 @@ def make_report_inputs(root: Path, seed: int = 0) -> dict[str, Path]:
         "raw": "data/raw", "split": "data/split", "embeddings": "data/embeddings", "model": "models/fusion",
         "eval": "data/eval", "metrics": "metrics", "out": "reports"}.items()}
     _write_raw(p["raw"], rng)
-    split_raw(p["raw"], p["split"], SplitConfig())
+    split_raw(p["raw"], p["split"], real_config(SplitConfig))
     data = SplitData.load(p["split"])
     for side, dim in (("image", 6), ("text", 8)):
         d = p["embeddings"] / side
@@ -97,7 +99,8 @@ def make_report_inputs(root: Path, seed: int = 0) -> dict[str, Path]:
     feats = build_item_features(data, load_embeddings(p["embeddings"], data.n_items), stats)
     dims = {"n_users": data.n_users, "n_items": data.n_items, "n_tags": int(data.item_tags.max()),
             "n_count_features": int(feats.counts.shape[1]), "d_text": 8, "d_image": 6}
-    model = MultimodalRecommender(ModelConfig(dim=16, heads=2, layers=1, mlp_hidden=16), **dims).eval()
+    config = real_config(ModelConfig, dim=16, heads=2, layers=1, mlp_hidden=16)
+    model = MultimodalRecommender(config, **dims).eval()
     p["model"].mkdir(parents=True)
     history = [{"epoch": e, "loss": 0.7 - 0.05 * e, "val_ndcg@10": 0.05 + 0.01 * e, "epoch_s": 1.0}
                for e in range(5)]
@@ -106,13 +109,18 @@ def make_report_inputs(root: Path, seed: int = 0) -> dict[str, Path]:
     # per-user results as the evaluator writes them: the model's own full-ranking ranks, plus others
     users = np.unique(data.test.users)
     ranked = rank_users(FusionRecommender(model, feats), data, users, k=10)
-    frames = [pl.DataFrame({S.USER_IDX: users.astype(np.int32), "model": "fusion", "protocol": "full",
-                            "rank": ranked.test_rank})]
-    frames.append(pl.DataFrame({S.USER_IDX: users.astype(np.int32), "model": "random", "protocol": "full",
-                                "rank": rng.integers(1, N_ITEMS, len(users))}))
+    test_item = np.full(data.n_users, -1, dtype=np.int32)
+    test_item[data.test.users] = data.test.items
+    random_rank = rng.integers(1, N_ITEMS, len(users))
+    frames = [pl.DataFrame({S.USER_IDX: users.astype(np.int32), S.ITEM_IDX: test_item[users],
+                            "model": model, "protocol": "full", "rank": rank})
+              for model, rank in (("fusion", ranked.test_rank), ("random", random_rank))]
     p["eval"].mkdir(parents=True)
-    pl.concat(frames).write_parquet(p["eval"] / "per_user.parquet")
-    pl.DataFrame({"other": [1]}).write_parquet(p["eval"] / "unrelated.parquet")  # ignored: not the contract
+    pl.concat(frames).write_parquet(p["eval"] / S.EVAL_RANKS_FILE)  # the evaluate stage's file
+    # another Parquet file of the same columns is not the contract: were it read, its rank 0 for the
+    # fusion model's worst user would make that user the report's best case
+    worst = frames[0].sort("rank").tail(1).with_columns(pl.lit(0).alias("rank"))
+    worst.write_parquet(p["eval"] / "per_user.parquet")
 
     p["metrics"].mkdir()
     (p["metrics"] / "evaluate.json").write_text(json.dumps(_metrics(rng)))
@@ -127,7 +135,7 @@ def make_report_inputs(root: Path, seed: int = 0) -> dict[str, Path]:
 def build(p: dict[str, Path], readme: Path | None = None, **config) -> dict:
     from pixrec.report import ReportConfig, build_report
 
-    cfg = ReportConfig(**{"n_example_users": 4, "scan_users": 30, **config})
+    cfg = real_config(ReportConfig, **{"n_example_users": 4, "scan_users": 30, **config})
     return build_report(p["metrics"], p["split"], p["raw"], p["model"], p["embeddings"], p["eval"], p["out"],
                         cfg, readme=readme)
 
@@ -269,7 +277,7 @@ def test_examples_mark_the_held_out_item_in_real_top_lists(report):
         assert set(history) <= seen_ids and not seen_ids & set(top)  # history masked, as in evaluation
     assert hits >= 2  # about half the examples are hits, and the best case is one
     # the best case is the best rank of the evaluator's per-user results
-    ranks = pl.read_parquet(report["eval"] / "per_user.parquet").filter(pl.col("model") == "fusion")
+    ranks = pl.read_parquet(report["eval"] / S.EVAL_RANKS_FILE).filter(pl.col("model") == "fusion")
     assert int(page.examples[-1]["data-heldout-rank"]) == ranks["rank"].min()
     md = (report["out"] / "index.md").read_text()
     assert md.count("**[held out]**") >= 5
@@ -352,7 +360,8 @@ def test_stage_cli_and_clear_errors(report, tmp_path):
     from stages.report import app
 
     params = tmp_path / "params.yaml"
-    params.write_text("report:\n  n_example_users: 2\n  scan_users: 10\n  seed: 3\n")
+    section = {**real_section("report"), "n_example_users": 2, "scan_users": 10, "seed": 3}
+    params.write_text(yaml.safe_dump({"report": section}))
     args = [f"--{k}={report[k]}" for k in ("metrics", "split", "raw", "model", "embeddings", "eval")]
     out = tmp_path / "cli"
     result = CliRunner().invoke(app, [*args, f"--out={out}", f"--params={params}",
@@ -364,6 +373,6 @@ def test_stage_cli_and_clear_errors(report, tmp_path):
     result = CliRunner().invoke(app, [*args[1:], "--metrics", str(tmp_path / "m"), f"--out={out}",
                                       f"--params={params}"])
     assert result.exit_code == 1 and "evaluate.json: missing; run the evaluate stage" in result.output
-    params.write_text("report:\n  n_examples: 2\n")
+    params.write_text(yaml.safe_dump({"report": {**section, "n_examples": 2}}))
     result = CliRunner().invoke(app, [*args, f"--out={out}", f"--params={params}"])
-    assert result.exit_code == 1 and "unknown key(s) ['n_examples']" in result.output
+    assert result.exit_code == 1 and "report.n_examples: unknown key" in result.output

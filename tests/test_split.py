@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from real_params import real_config
 
 from pixrec import schema as S
 from pixrec.data.dataset import SplitData
@@ -53,7 +54,7 @@ i4,5,1,2,3,4,5,6,t,,z
 @pytest.fixture()
 def hand(tmp_path) -> tuple[dict, SplitData]:
     raw = write_raw(tmp_path / "raw", HAND_INTERACTIONS, HAND_ITEMS, covers=("i1", "i3"))
-    report = split_raw(raw, tmp_path / "split", SplitConfig())
+    report = split_raw(raw, tmp_path / "split", real_config(SplitConfig))
     return report, SplitData.load(tmp_path / "split")
 
 
@@ -113,7 +114,7 @@ def test_cold_items_have_no_training_interaction(hand):
 def test_malformed_interactions_name_file_and_row(tmp_path, content, message):
     raw = write_raw(tmp_path / "raw", content, HAND_ITEMS)
     with pytest.raises(RawDataError, match=message) as err:
-        split_raw(raw, tmp_path / "split", SplitConfig())
+        split_raw(raw, tmp_path / "split", real_config(SplitConfig))
     assert str(raw / S.RAW_INTERACTIONS) in str(err.value)
     assert not (tmp_path / "split").exists()  # nothing half-written
 
@@ -136,7 +137,7 @@ def test_stage_reports_bad_input_in_one_line(tmp_path):
          "--params", str(params)],
         capture_output=True, text=True, cwd=Path(__file__).parents[1],
     )
-    assert proc.returncode == 1 and "unknown key(s) ['cold_cut']" in proc.stderr
+    assert proc.returncode == 1 and "split.cold_cut: unknown key" in proc.stderr
 
 
 def test_tiny_dataset_has_no_leak_and_is_deterministic(tiny_raw, tiny_split, tmp_path):
@@ -149,7 +150,7 @@ def test_tiny_dataset_has_no_leak_and_is_deterministic(tiny_raw, tiny_split, tmp
         later = held.join(train, on=S.USER_IDX).filter(pl.col(S.TIMESTAMP) >= pl.col("timestamp_right"))
         assert later.height == train.join(held, on=S.USER_IDX).height  # every train row is earlier
     assert len(data.test) > 0 and data.report["summary"]["n_cold_test"] > 0
-    split_raw(tiny_raw, tmp_path / "again", SplitConfig())
+    split_raw(tiny_raw, tmp_path / "again", real_config(SplitConfig))
 
     def digest(d: Path) -> dict[str, str]:
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.iterdir())}

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from real_params import real_config
 
 from pixrec.data.dataset import SplitData
 from pixrec.features import Embeddings
@@ -25,15 +26,16 @@ def setup(tiny_split):
                          np.ones(data.n_items, dtype=bool), {})
         for side, d in (("image", 8), ("text", 12))
     }
-    negs = training_negatives(data, NegativesConfig(per_positive=4, epochs=6, seed=0))
+    negs = training_negatives(data, real_config(NegativesConfig, per_positive=4, epochs=6, seed=0))
     return data, emb, negs
 
 
 def run(setup, tmp_path, **overrides):
     data, emb, negs = setup
-    config = TrainConfig(**{"lr": 5e-3, "batch_size": 512, "epochs": 6, "patience": 6,
-                            "val_users": 200, "seed": 5, "threads": 2, **overrides})
-    model_config = ModelConfig(dim=16, heads=2, layers=1, mlp_hidden=32)
+    config = real_config(TrainConfig, **{"lr": 5e-3, "batch_size": 512, "epochs": 6, "patience": 6,
+                                         "val_users": 200, "seed": 5, "threads": 2, **overrides})
+    # dropout draws from torch's generator: the determinism checks below cover it
+    model_config = real_config(ModelConfig, dim=16, heads=2, layers=1, mlp_hidden=32, dropout=0.1)
     metrics = train(data, emb, negs, model_config, config, tmp_path)
     return metrics, torch.load(tmp_path / CHECKPOINT, weights_only=True)["state_dict"]
 

@@ -11,11 +11,12 @@ import numpy as np
 
 from pixrec.baselines.base import BASELINES, Baseline, Embeddings
 from pixrec.data.dataset import SplitData
+from pixrec.errors import InputError
 
 BYTES_PER_CELL = 8  # float64 Gram matrix inverted in place, B overwrites P: one dense matrix
 
 
-class MemoryBudgetError(ValueError):
+class MemoryBudgetError(InputError):
     """A baseline would need more memory than its configured budget."""
 
 

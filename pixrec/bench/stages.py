@@ -8,6 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from pixrec.errors import InputError
+
 CELL_FLAGS = ("--variant", "--image", "--text")  # matrix stages: the cell's name is in its arguments
 
 
@@ -27,7 +29,7 @@ def read_stage_log(path: Path) -> list[dict]:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: line {n} is not JSON ({exc.msg})") from None
+            raise InputError(f"{path}: line {n} is not JSON ({exc.msg})") from None
         rows.append({"stage": stage_name(rec.get("argv", [])), "ok": rec.get("ok"),
                      "wall_s": rec.get("wall_s"),
                      "peak_rss_mib": max(rec.get("peak_rss_mib") or 0, rec.get("peak_child_rss_mib") or 0)})

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pixrec.errors import InputError
+
 PARTS = ("stages", "embed", "train", "ranking", "fusion")
 
 
@@ -31,7 +33,7 @@ class BenchOptions:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.parts) - set(PARTS))
         if unknown:
-            raise ValueError(f"bench: unknown part(s) {unknown}; choose from {list(PARTS)}")
+            raise InputError(f"bench: unknown part(s) {unknown}; choose from {list(PARTS)}")
 
 
 @dataclass

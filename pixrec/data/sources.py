@@ -20,12 +20,11 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pixrec import schema as S
-from pixrec.config import ConfigError, from_mapping
+from pixrec.config import ConfigError, from_mapping, section
 from pixrec.data.fetch import DownloadError, Fetched, archive_kind, download, extract, sha256_file
 from pixrec.data.layout import find_layout
 from pixrec.data.raw import RawReport, is_cover_name, parse_interactions, parse_items, read_csv_text
@@ -42,17 +41,17 @@ class SourceError(InputError):
     """Input data that cannot be used as-is; the message names the file and row."""
 
 
-@dataclass(frozen=True)
+@section
 class UrlConfig:
-    """``data.url``: HTTP(S) (or file://) URLs, each with an optional sha256."""
+    """``data.url``: HTTP(S) (or file://) URLs, each with an optional sha256 (null = not checked)."""
 
-    interactions: str | None = None
-    interactions_sha256: str | None = None
-    items: str | None = None
-    items_sha256: str | None = None
-    covers: str | None = None  # .zip, .tar(.gz) or .7z of <item_id>.jpg files
-    covers_sha256: str | None = None
-    timeout_s: float = 30.0  # no byte for this long: the attempt ends; nothing at all: the download fails
+    interactions: str | None
+    interactions_sha256: str | None
+    items: str | None
+    items_sha256: str | None
+    covers: str | None  # .zip, .tar(.gz) or .7z of <item_id>.jpg files
+    covers_sha256: str | None
+    timeout_s: float  # no byte for this long: the attempt ends; nothing at all: the download fails
 
     def __post_init__(self) -> None:
         for name in ("interactions_sha256", "items_sha256", "covers_sha256"):
@@ -63,34 +62,30 @@ class UrlConfig:
             raise ConfigError(f"data.url.timeout_s: must be > 0, got {self.timeout_s!r}")
 
 
-@dataclass(frozen=True)
+@section
 class LocalFiles:
     """``data.local_files``: explicit paths (absolute or relative to ``data.local_dir``); null = by name."""
 
-    interactions: str | None = None
-    items: str | None = None
-    covers: str | None = None  # a folder or an archive of covers
+    interactions: str | None
+    items: str | None
+    covers: str | None  # a folder or an archive of covers
 
 
-@dataclass(frozen=True)
+@section
 class DataConfig:
     """The ``data`` section of params.yaml, key for key."""
 
-    source: str = "synthetic"
-    preset: str = "default"
-    seed: int = 20241124
-    synthetic: dict[str, Any] = field(default_factory=dict)
-    local_dir: str | None = None
-    local_files: LocalFiles = field(default_factory=LocalFiles)
-    link: bool = True
-    encoding: str = "utf-8"
-    url: UrlConfig = field(default_factory=UrlConfig)
+    source: str
+    preset: str
+    seed: int
+    synthetic: Any  # a mapping of overrides of the preset's generator knobs; null = none
+    local_dir: str | None
+    local_files: LocalFiles
+    link: bool
+    encoding: str
+    url: UrlConfig
 
     def __post_init__(self) -> None:
-        for key, cls in (("url", UrlConfig), ("local_files", LocalFiles)):
-            value = getattr(self, key)
-            if isinstance(value, Mapping) or value is None:  # nested section from params.yaml
-                object.__setattr__(self, key, from_mapping(cls, value, f"data.{key}"))
         if self.synthetic is None:
             object.__setattr__(self, "synthetic", {})
         if not isinstance(self.synthetic, Mapping):

@@ -12,28 +12,30 @@ downstream.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from pixrec import schema as S
+from pixrec.config import ConfigError, section
 from pixrec.data.raw import RawDataError, RawReport, list_covers, read_interactions, read_items
 from pixrec.io import atomic_dir
 
 ROLES = ("train", "valid", "test")
 
 
-@dataclass(frozen=True)
+@section
 class SplitConfig:
-    min_user_interactions: int = 3
-    cold_cut_quantile: float = 0.9
+    """The ``split`` section of params.yaml."""
+
+    min_user_interactions: int
+    cold_cut_quantile: float
 
     def __post_init__(self) -> None:
         if self.min_user_interactions < 3:
-            raise ValueError("split.min_user_interactions must be >= 3 (train, valid and test)")
+            raise ConfigError("split.min_user_interactions must be >= 3 (train, valid and test)")
         if not 0.0 < self.cold_cut_quantile <= 1.0:
-            raise ValueError("split.cold_cut_quantile must be in (0, 1]")
+            raise ConfigError("split.cold_cut_quantile must be in (0, 1]")
 
 
 def _interactions_with_items(raw_dir: Path, report: RawReport) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -21,7 +21,8 @@ import numpy as np
 import polars as pl
 
 from pixrec import schema as S
-from pixrec.config import to_mapping
+from pixrec.config import ConfigError, section, to_mapping
+from pixrec.errors import InputError
 from pixrec.io import atomic_dir
 from pixrec.registry import Registry
 
@@ -40,7 +41,7 @@ AUTOCAST_DTYPE = "float16"  # CUDA only: the pretrained torch encoders run under
 
 def check_device(device: str, where: str) -> None:
     if device not in DEVICES:
-        raise ValueError(f"{where} must be one of {list(DEVICES)}, got {device!r}")
+        raise InputError(f"{where} must be one of {list(DEVICES)}, got {device!r}")
 
 
 def resolve_device(device: str) -> str:
@@ -50,7 +51,7 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device: cuda requested but torch sees no CUDA device (use auto or cpu)")
+        raise InputError("device: cuda requested but torch sees no CUDA device (use auto or cpu)")
     return device
 
 
@@ -60,56 +61,54 @@ def config_meta(config: Any) -> dict[str, Any]:
     return {k: v for k, v in to_mapping(config).items() if k != "device"}
 
 
-@dataclass(frozen=True)
+@section
 class ImageEncoderConfig:
     """``encoders.image`` in params.yaml."""
 
-    name: str = "pixel"  # pixel | resnet | clip | dino
-    weights: str | None = None  # hub name, local file/dir, http(s) URL, or "random" (tests only)
-    arch: str | None = None  # resnet18 | ViT-B-32 | dino_vits16 | a timm model name ...
-    image_size: int = 224
-    batch_size: int = 64
-    num_workers: int = 1
-    pca_dim: int = 64  # pixel only; 0 = no PCA
-    min_cover_px: int = 16  # a cover narrower or lower than this is a placeholder: masked, counted
-    device: str = "auto"  # auto | cpu | cuda; a run option, not part of the output's identity
+    name: str  # pixel | resnet | clip | dino
+    weights: str | None  # hub name, local file/dir, http(s) URL, or "random" (tests only)
+    arch: str | None  # resnet18 | ViT-B-32 | dino_vits16 | a timm model name ...
+    image_size: int
+    batch_size: int
+    num_workers: int
+    pca_dim: int  # pixel only; 0 = no PCA
+    min_cover_px: int  # a cover narrower or lower than this is a placeholder: masked, counted
+    device: str  # auto | cpu | cuda; a run option, not part of the output's identity
 
     def __post_init__(self) -> None:
         check_device(self.device, "encoders.image.device")
         if self.image_size < 16:
-            raise ValueError(f"encoders.image.image_size must be >= 16, got {self.image_size}")
+            raise ConfigError(f"encoders.image.image_size must be >= 16, got {self.image_size}")
         if self.batch_size < 1:
-            raise ValueError(f"encoders.image.batch_size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"encoders.image.batch_size must be >= 1, got {self.batch_size}")
         if self.num_workers < 0:
-            raise ValueError(f"encoders.image.num_workers must be >= 0, got {self.num_workers}")
+            raise ConfigError(f"encoders.image.num_workers must be >= 0, got {self.num_workers}")
         if self.pca_dim < 0:
-            raise ValueError(f"encoders.image.pca_dim must be >= 0, got {self.pca_dim}")
+            raise ConfigError(f"encoders.image.pca_dim must be >= 0, got {self.pca_dim}")
 
 
-@dataclass(frozen=True)
+@section
 class TextEncoderConfig:
     """``encoders.text`` in params.yaml."""
 
-    name: str = "sbert"  # sbert | bert
-    weights: str | None = None  # None = the packaged all-MiniLM-L6-v2
-    pooling: str = "mean"  # bert only: mean | cls
-    batch_size: int = 64
-    max_length: int = 128
-    fields: Sequence[str] = TEXT_FIELDS
-    device: str = "auto"  # auto | cpu | cuda; a run option, not part of the output's identity
+    name: str  # sbert | bert
+    weights: str | None  # None = the packaged all-MiniLM-L6-v2
+    pooling: str  # bert only: mean | cls
+    batch_size: int
+    max_length: int
+    fields: tuple[str, ...]  # a subset of TEXT_FIELDS, in the order they are joined
+    device: str  # auto | cpu | cuda; a run option, not part of the output's identity
 
     def __post_init__(self) -> None:
         check_device(self.device, "encoders.text.device")
-        fields = tuple(self.fields) if not isinstance(self.fields, str) else (self.fields,)
-        bad = [f for f in fields if f not in TEXT_FIELDS]
-        if bad or not fields:
-            raise ValueError(f"encoders.text.fields: {bad or 'empty'} invalid; "
-                             f"choose from {list(TEXT_FIELDS)}")
-        object.__setattr__(self, "fields", fields)
+        bad = [f for f in self.fields if f not in TEXT_FIELDS]
+        if bad or not self.fields:
+            raise ConfigError(f"encoders.text.fields: {bad or 'empty'} invalid; "
+                              f"choose from {list(TEXT_FIELDS)}")
         if self.pooling not in ("mean", "cls"):
-            raise ValueError(f"encoders.text.pooling must be 'mean' or 'cls', got {self.pooling!r}")
+            raise ConfigError(f"encoders.text.pooling must be 'mean' or 'cls', got {self.pooling!r}")
         if self.batch_size < 1 or self.max_length < 2:
-            raise ValueError("encoders.text.batch_size must be >= 1 and max_length >= 2")
+            raise ConfigError("encoders.text.batch_size must be >= 1 and max_length >= 2")
 
 
 @dataclass(frozen=True)
@@ -242,12 +241,12 @@ def read_items(split_dir: Path, columns: Sequence[str]) -> pl.DataFrame:
     wanted = list(dict.fromkeys([S.ITEM_IDX, S.ITEM_ID, *columns]))
     missing = [c for c in wanted if c not in schema]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; re-run the split stage")
+        raise InputError(f"{path}: missing column(s) {missing}; re-run the split stage")
     items = pl.read_parquet(path, columns=wanted)
     idx = items[S.ITEM_IDX].to_numpy()
     if not np.array_equal(idx, np.arange(items.height)):
         first = int(np.flatnonzero(idx != np.arange(items.height))[0])
-        raise ValueError(f"{path}: row {first} has item_idx {idx[first]}; items must be in item_idx order")
+        raise InputError(f"{path}: row {first} has item_idx {idx[first]}; items must be in item_idx order")
     return items
 
 

@@ -57,6 +57,7 @@ from pixrec.encoders.shards import (
     write_shard,
 )
 from pixrec.encoders.weights import WeightsError, WeightsSource, load_error, resolve
+from pixrec.errors import InputError
 
 OK, MISSING, CORRUPT, PLACEHOLDER, HUGE, REDUCED = 0, 1, 2, 3, 4, 5
 USABLE = (OK, REDUCED)  # REDUCED: a huge cover, decoded at reduced scale
@@ -218,7 +219,7 @@ class ResNetEncoder(TorchImageEncoder):
 
         self.name, self.arch = "resnet", config.arch or "resnet50"
         if self.arch not in self.ARCHS:
-            raise ValueError(f"{WHERE}.arch: unknown resnet {self.arch!r}; valid: {list(self.ARCHS)}")
+            raise InputError(f"{WHERE}.arch: unknown resnet {self.arch!r}; valid: {list(self.ARCHS)}")
         self.source = resolve(config.weights, default="DEFAULT", where=f"{WHERE}.weights",
                               cache_dir=cache_dir)
         ctor = getattr(torchvision.models, self.arch)
@@ -268,7 +269,7 @@ class ClipEncoder(TorchImageEncoder):
 
         self.name, self.arch = "clip", config.arch or "ViT-B-32"
         if self.arch not in open_clip.list_models():
-            raise ValueError(f"{WHERE}.arch: unknown open_clip model {self.arch!r}; see "
+            raise InputError(f"{WHERE}.arch: unknown open_clip model {self.arch!r}; see "
                              "open_clip.list_models(), e.g. ViT-B-32, ViT-B-16, RN50")
         self.source = resolve(config.weights, default="openai", where=f"{WHERE}.weights",
                               cache_dir=cache_dir)
@@ -289,7 +290,7 @@ class ClipEncoder(TorchImageEncoder):
         visual = model.visual  # the text tower is not needed: keep only the image tower
         cfg = dict(getattr(visual, "preprocess_cfg", {}) or {})
         if cfg.get("resize_mode", "shortest") not in ("shortest", "squash"):
-            raise ValueError(f"{WHERE}: open_clip resize_mode {cfg['resize_mode']!r} is not supported")
+            raise InputError(f"{WHERE}: open_clip resize_mode {cfg['resize_mode']!r} is not supported")
         size = config.image_size
         prep = Preprocess(size, size, "squash" if cfg.get("resize_mode") == "squash" else "crop",
                           cfg.get("interpolation", "bicubic"),
@@ -339,7 +340,7 @@ class DinoEncoder(TorchImageEncoder):
             import timm
 
             if not timm.is_model(self.arch):
-                raise ValueError(f"{WHERE}.arch: {self.arch!r} is neither a DINO short name "
+                raise InputError(f"{WHERE}.arch: {self.arch!r} is neither a DINO short name "
                                  f"{sorted(DINO_ARCHS)} nor a timm model (timm.list_models('*dino*'))")
             self.backend = "timm"
             self.source = resolve(config.weights, default="timm", where=f"{WHERE}.weights",
@@ -474,7 +475,7 @@ def _check_readable(paths: list[str | None], status: np.ndarray, raw_dir: Path) 
     """Every listed cover unreadable: a wrong ``--raw``, not bad luck."""
     listed = [p for p in paths if p is not None]
     if listed and not np.isin(status, (*USABLE, PLACEHOLDER)).any():
-        raise ValueError(f"{raw_dir}: none of the {len(listed)} covers listed in items.parquet could be "
+        raise InputError(f"{raw_dir}: none of the {len(listed)} covers listed in items.parquet could be "
                          f"read (e.g. {listed[0]}); is --raw the directory the split was made from?")
 
 

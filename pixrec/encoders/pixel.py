@@ -63,9 +63,9 @@ class PixelEncoder(ImageEncoder):
 
     def __init__(self, config: ImageEncoderConfig, cache_dir=None) -> None:
         if config.weights is not None:
-            raise ValueError("encoders.image.weights: the pixel encoder has no weights; set it to null")
+            raise InputError("encoders.image.weights: the pixel encoder has no weights; set it to null")
         if config.arch not in (None, "pixel"):
-            raise ValueError(f"encoders.image.arch: the pixel encoder has no architectures, got "
+            raise InputError(f"encoders.image.arch: the pixel encoder has no architectures, got "
                              f"{config.arch!r}; set it to null")
         self.name, self.arch = "pixel", None
         self.pca_dim = config.pca_dim

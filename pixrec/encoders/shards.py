@@ -32,13 +32,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pixrec.errors import InputError
 from pixrec.io import atomic_dir
 
 SHARD_META, ROWS_FILE, RAW_FILE, STATUS_FILE = "shard.json", "rows.npy", "raw.npy", "status.npy"
 BARRIER_TIMEOUT = timedelta(hours=12)  # a slow shard must not time the others out
 
 
-class ShardError(ValueError):
+class ShardError(InputError):
     """A shard is missing, or was made from another config or items table."""
 
 
@@ -51,14 +52,14 @@ class Shard:
 
     def __post_init__(self) -> None:
         if self.count < 1 or not 0 <= self.index < self.count:
-            raise ValueError(f"shard {self.index}/{self.count}: need 0 <= i < n")
+            raise InputError(f"shard {self.index}/{self.count}: need 0 <= i < n")
 
     @classmethod
     def parse(cls, spec: str) -> Shard:
         """``"i/n"`` -> Shard(i, n)."""
         m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
         if not m:
-            raise ValueError(f"--shard {spec!r}: expected i/n with 0 <= i < n, e.g. 0/4")
+            raise InputError(f"--shard {spec!r}: expected i/n with 0 <= i < n, e.g. 0/4")
         return cls(int(m[1]), int(m[2]))
 
     @property
@@ -195,7 +196,7 @@ def dispatch(run: Callable[..., dict], shard: str | None, merge: int | None) -> 
     embeds shard r/world and rank 0 merges; else one process embeds everything.
     """
     if shard is not None and merge is not None:
-        raise ValueError("--shard and --merge are exclusive: embed one shard, or merge them all")
+        raise InputError("--shard and --merge are exclusive: embed one shard, or merge them all")
     if shard is not None:
         return "shard", run(shard=Shard.parse(shard))
     if merge is None and torchrun_shard() is not None:

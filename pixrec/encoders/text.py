@@ -44,6 +44,7 @@ from pixrec.encoders.shards import (
     write_shard,
 )
 from pixrec.encoders.weights import WeightsError, load_error, resolve
+from pixrec.errors import InputError
 
 SEPARATOR = " | "
 EMPTY_TEXT = "empty text"
@@ -100,7 +101,7 @@ def _weights(config: TextEncoderConfig, cache_dir: Path | None):
 
 def _check_length(max_length: int, limit: int | None, where: str) -> None:
     if limit and max_length > limit:
-        raise ValueError(f"{WHERE}.max_length={max_length} exceeds the model's {limit} positions ({where})")
+        raise InputError(f"{WHERE}.max_length={max_length} exceeds the model's {limit} positions ({where})")
 
 
 def _autocast(device: str):
@@ -118,7 +119,7 @@ class SbertEncoder(TextEncoder):
         from sentence_transformers import SentenceTransformer
 
         if config.pooling != "mean":
-            raise ValueError(f"{WHERE}.pooling applies to 'bert' only; 'sbert' pools as its model files "
+            raise InputError(f"{WHERE}.pooling applies to 'bert' only; 'sbert' pools as its model files "
                              "say (modules.json). Leave pooling: mean")
         self.name, self.source = "sbert", _weights(config, cache_dir)
         self.device = resolve_device(config.device)

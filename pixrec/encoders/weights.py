@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pixrec.data.fetch import DownloadError, download, extract, sha256_file
+from pixrec.errors import InputError
 from pixrec.io import atomic_dir
 
 log = logging.getLogger("pixrec.encoders")
@@ -29,7 +30,7 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 _CHUNK = 1 << 20
 
 
-class WeightsError(ValueError):
+class WeightsError(InputError):
     """Weights that cannot be found, fetched or loaded; the message says what to set instead."""
 
 

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from pixrec.config import ConfigError, section
 from pixrec.data.dataset import SplitData
+from pixrec.errors import InputError
 from pixrec.evaluation.metrics import (
     METRICS,
     coverage,
@@ -41,39 +43,34 @@ LIST_K = 10  # length of the recommendation lists behind coverage@10 and novelty
 RANKINGS = ("exact", "two_stage")
 
 
-@dataclass(frozen=True)
+@section
 class EvalConfig:
     """The ``eval`` section of params.yaml."""
 
-    ks: list[int] = field(default_factory=lambda: [5, 10, 20, 50])
-    batch_users: int = 1024
-    baselines: list[str] = field(default_factory=lambda: ["random", "most_popular"])
-    knn_neighbours: int = 50
-    ease_lambda: float = 250.0
-    ease_max_gib: float = 4.0
-    seed: int = 99
-    ranking: str = "exact"
-    two_stage_retrievers: list[str] = field(default_factory=lambda: ["item_knn", "content_knn"])
-    two_stage_candidates: int = 200
-    two_stage_sweep: list[int] = field(default_factory=lambda: [100, 500, 1000])
+    ks: list[int]
+    batch_users: int
+    baselines: list[str]
+    knn_neighbours: int
+    ease_lambda: float
+    ease_max_gib: float
+    seed: int
+    ranking: str
+    two_stage_retrievers: list[str]
+    two_stage_candidates: int
+    two_stage_sweep: list[int]
 
     def __post_init__(self) -> None:
-        if (not isinstance(self.ks, list | tuple) or not self.ks
-                or any(not isinstance(k, int) or k < 1 for k in self.ks)):
-            raise ValueError(f"eval.ks must be a non-empty list of positive integers, got {self.ks}")
-        if (not isinstance(self.two_stage_sweep, list | tuple)
-                or any(not isinstance(n, int) or n < 1 for n in self.two_stage_sweep)):
-            raise ValueError(f"eval.two_stage_sweep must be a list of positive integers, "
-                             f"got {self.two_stage_sweep}")
+        if not self.ks or min(self.ks) < 1:
+            raise ConfigError(f"eval.ks must be a non-empty list of positive integers, got {self.ks}")
+        if self.two_stage_sweep and min(self.two_stage_sweep) < 1:
+            raise ConfigError(f"eval.two_stage_sweep must be a list of positive integers, "
+                              f"got {self.two_stage_sweep}")
         if self.batch_users < 1 or self.knn_neighbours < 1 or self.two_stage_candidates < 1:
-            raise ValueError("eval: batch_users, knn_neighbours and two_stage_candidates must be >= 1")
+            raise ConfigError("eval: batch_users, knn_neighbours and two_stage_candidates must be >= 1")
         if self.ranking not in RANKINGS:
-            raise ValueError(f"eval.ranking must be one of {list(RANKINGS)}, got {self.ranking!r}")
-        for key in ("baselines", "two_stage_retrievers"):
-            if not isinstance(getattr(self, key), list | tuple):
-                raise ValueError(f"eval.{key} must be a list of baseline names")
+            raise ConfigError(f"eval.ranking must be one of {list(RANKINGS)}, got {self.ranking!r}")
         if len(set(self.baselines)) != len(self.baselines):
-            raise ValueError(f"eval.baselines lists a name twice: {self.baselines}")
+            raise ConfigError(f"eval.baselines lists a name twice: {self.baselines}")
 
     def baseline_params(self) -> dict:
         """The keys a baseline may declare as keyword arguments (see pixrec.baselines.base)."""
@@ -104,13 +101,13 @@ class SampledCandidates:
     candidates: np.ndarray
 
     @classmethod
-    def load(cls, negatives_dir: Path, data: SplitData) -> SampledCandidates:
+    def load(cls, candidates_dir: Path, data: SplitData) -> SampledCandidates:
         from pixrec import schema as S
 
-        d = Path(negatives_dir)
+        d = Path(candidates_dir)
         for name in (S.CAND_USERS_FILE, S.CAND_FILE):
             if not (d / name).is_file():
-                raise FileNotFoundError(f"{d / name}: missing; run the negative-sample stage first")
+                raise InputError(f"{d / name}: missing; run the negative-sample stage first")
         out = cls(np.load(d / S.CAND_USERS_FILE), np.load(d / S.CAND_FILE))
         out.validate(data, str(d))
         return out
@@ -119,15 +116,15 @@ class SampledCandidates:
         """Shapes, index ranges, and column 0 = each user's test item (else: a stale negatives dir)."""
         u, c = self.users, self.candidates
         if u.ndim != 1 or c.ndim != 2 or len(u) != len(c) or c.shape[1] < 2:
-            raise ValueError(f"{where}: sampled users {u.shape} / candidates {c.shape} do not match")
+            raise InputError(f"{where}: sampled users {u.shape} / candidates {c.shape} do not match")
         if len(u) and (u.min() < 0 or u.max() >= data.n_users or c.min() < 0 or c.max() >= data.n_items):
-            raise ValueError(f"{where}: sampled users or candidates out of the split's index range; "
+            raise InputError(f"{where}: sampled users or candidates out of the split's index range; "
                              f"re-run the negative-sample stage on this split")
         test_item = np.full(data.n_users, -1, dtype=np.int64)
         test_item[data.test.users] = data.test.items
         bad = np.flatnonzero(test_item[u] != c[:, 0])
         if bad.size:
-            raise ValueError(f"{where}: column 0 is not the test item for row(s) {bad[:10].tolist()} "
+            raise InputError(f"{where}: column 0 is not the test item for row(s) {bad[:10].tolist()} "
                              f"(user_idx {u[bad[:10]].tolist()}); re-run the negative-sample stage")
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from pixrec.config import ConfigError, section
 from pixrec.data.dataset import SplitData
 from pixrec.data.modalities import empty_modalities
+from pixrec.errors import InputError
 from pixrec.io import atomic_dir
 from pixrec.report import inputs
 from pixrec.report.content import ReportContent
@@ -21,23 +22,23 @@ from pixrec.report.tables import ablation_table, model_tables, two_stage_table
 HTML_FILE, MD_FILE, IMG_DIR, CURVE_FILE = "index.html", "index.md", "img", "training_curve.png"
 
 
-@dataclass(frozen=True)
+@section
 class ReportConfig:
     """The ``report`` section of params.yaml: how many examples, and the seed that picks them."""
 
-    n_example_users: int = 4
-    history_len: int = 5
-    top_k: int = 10
-    scan_users: int = 300  # seeded test users whose top-k lists are scanned (examples, distractor)
-    thumb_px: int = 96
-    seed: int = 2024
+    n_example_users: int
+    history_len: int
+    top_k: int
+    scan_users: int  # seeded test users whose top-k lists are scanned (examples, distractor)
+    thumb_px: int
+    seed: int
 
     def __post_init__(self) -> None:
         for name in ("n_example_users", "history_len", "top_k", "scan_users"):
             if getattr(self, name) < 1:
-                raise ValueError(f"report.{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"report.{name} must be >= 1, got {getattr(self, name)}")
         if not 16 <= self.thumb_px <= 512:
-            raise ValueError(f"report.thumb_px must be in [16, 512], got {self.thumb_px}")
+            raise ConfigError(f"report.thumb_px must be in [16, 512], got {self.thumb_px}")
 
 
 def _img_name(thumb: Thumb) -> str:
@@ -123,7 +124,7 @@ def build_report(
     """Read the pipeline's outputs, write the report; returns a one-line summary for the stage."""
     if readme is not None:  # a README without markers fails now, not after the scoring work
         if not Path(readme).is_file():
-            raise FileNotFoundError(f"{readme}: no such README to rewrite")
+            raise InputError(f"{readme}: no such README to rewrite")
         replace_section(Path(readme).read_text(encoding="utf-8"), "", str(readme))
     content = collect(metrics_dir, split_dir, raw_dir, model_dir, embeddings_dir, eval_dir, config,
                       dataset_label)

@@ -10,6 +10,7 @@ from typing import Any
 import polars as pl
 
 from pixrec import schema as S
+from pixrec.errors import InputError
 
 EVALUATE_JSON = "evaluate.json"
 ABLATION_JSON = "ablation.json"
@@ -24,33 +25,29 @@ def read_json(path: Path, stage: str, required: bool = True) -> dict | None:
     path = Path(path)
     if not path.is_file():
         if required:
-            raise FileNotFoundError(f"{path}: missing; run the {stage} stage first")
+            raise InputError(f"{path}: missing; run the {stage} stage first")
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
+        raise InputError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object at the top level, found {type(data).__name__}")
+        raise InputError(f"{path}: expected a JSON object at the top level, found {type(data).__name__}")
     return data
 
 
 def read_per_user(eval_dir: Path) -> pl.DataFrame | None:
-    """Per-user ranks from every Parquet file under ``eval_dir`` that has the contract's columns."""
-    eval_dir = Path(eval_dir)
-    if not eval_dir.is_dir():
+    """Per-user ranks from the evaluate stage's ``ranks.parquet`` (None when there is none)."""
+    path = Path(eval_dir) / S.EVAL_RANKS_FILE
+    if not path.is_file():
         return None
-    frames = []
-    for path in sorted(eval_dir.rglob("*.parquet")):
-        names = pl.read_parquet_schema(path)
-        if all(c in names for c in PER_USER_COLUMNS):
-            frames.append(
-                pl.read_parquet(path, columns=list(PER_USER_COLUMNS)).with_columns(
-                    pl.col(S.USER_IDX).cast(pl.Int64), pl.col("model").cast(pl.Utf8),
-                    pl.col("protocol").cast(pl.Utf8), pl.col("rank").cast(pl.Float64),
-                )
-            )
-    return pl.concat(frames) if frames else None
+    missing = [c for c in PER_USER_COLUMNS if c not in pl.read_parquet_schema(path)]
+    if missing:
+        raise InputError(f"{path}: no column(s) {missing}; re-run the evaluate stage")
+    return pl.read_parquet(path, columns=list(PER_USER_COLUMNS)).with_columns(
+        pl.col(S.USER_IDX).cast(pl.Int64), pl.col("model").cast(pl.Utf8),
+        pl.col("protocol").cast(pl.Utf8), pl.col("rank").cast(pl.Float64),
+    )
 
 
 def training_history(model_dir: Path) -> list[dict]:

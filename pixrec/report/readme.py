@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pixrec.errors import InputError
 from pixrec.io import atomic_file
 
 START = "<!-- results:start -->"
@@ -14,12 +15,12 @@ def replace_section(text: str, body: str, source: str = "README") -> str:
     """``text`` with what lies between the markers replaced by ``body``; the markers must be there once."""
     n_start, n_end = text.count(START), text.count(END)
     if n_start != 1 or n_end != 1:
-        raise ValueError(
+        raise InputError(
             f"{source}: expected exactly one '{START}' and one '{END}' marker, found {n_start} and {n_end}; "
             "add them where the results section belongs"
         )
     if text.index(END) < text.index(START):
-        raise ValueError(f"{source}: '{END}' must come after '{START}'")
+        raise InputError(f"{source}: '{END}' must come after '{START}'")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{body.strip()}\n{END}{tail}"
@@ -29,7 +30,7 @@ def rewrite_readme(path: Path, body: str) -> bool:
     """Write ``body`` between the markers of ``path`` atomically; returns whether the file changed."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such README to rewrite")
+        raise InputError(f"{path}: no such README to rewrite")
     text = path.read_text(encoding="utf-8")
     new = replace_section(text, body, str(path))
     if new == text:
