@@ -216,9 +216,9 @@ def test_a_stage_with_a_bad_param_prints_one_line(tmp_path, tiny_raw):
     assert not (tmp_path / "split").exists()
 
 
-def test_a_stage_with_a_missing_input_prints_one_line(tmp_path, tiny_split):
+def test_a_stage_with_a_missing_input_prints_one_line(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(real_params()))
-    proc = _run("stages.train", tmp_path, "--split", str(tiny_split), "--embeddings", "nowhere")
+    proc = _run("stages.ablate_summary", tmp_path, "--cells", "nowhere")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.splitlines()[-1] == ("error: nowhere/image/embeddings.npy: missing; "
-                                            "run the embed stage first")
+    variants = real_params()["ablate"]["variants"]
+    assert proc.stderr == f"error: nowhere: no result for variant(s) {variants}; run `dvc repro ablate`\n"
