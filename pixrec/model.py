@@ -22,6 +22,7 @@ from torch import nn
 from pixrec.config import ConfigError, section
 from pixrec.errors import InputError
 from pixrec.features import CountStats, ItemFeatures
+from pixrec.numerics import environment
 
 TOKENS = ("user", "item", "tag", "counts", "text", "image")
 USER, ITEM, TAG, COUNTS, TEXT, IMAGE = range(6)
@@ -259,8 +260,8 @@ def save_model(
          "count_stats": asdict(stats)},
         out_dir / CHECKPOINT,
     )
-    (out_dir / META).write_text(json.dumps({**meta, "config": asdict(model.config), "dims": dims},
-                                           indent=2, sort_keys=True) + "\n")
+    meta = {**meta, "config": asdict(model.config), "dims": dims, "numerics": environment()}
+    (out_dir / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
 def load_model(model_dir: Path) -> tuple[MultimodalRecommender, CountStats]:

@@ -161,14 +161,16 @@ def write_negatives(data: SplitData, config: NegativesConfig, negatives_dir, can
 
     from pixrec import schema as S
     from pixrec.io import atomic_dir, write_json
+    from pixrec.numerics import environment
 
     train_negs = training_negatives(data, config)
     users, candidates = sampled_candidates(data, config)
     metas = {
         "negatives": {"config": {k: getattr(config, k) for k in TRAIN_KEYS},
-                      "train_negatives_shape": list(train_negs.shape)},
+                      "train_negatives_shape": list(train_negs.shape), "numerics": environment()},
         "candidates": {"config": {k: getattr(config, k) for k in CANDIDATE_KEYS},
-                       "n_sampled_users": len(users), "n_candidates": int(candidates.shape[1])},
+                       "n_sampled_users": len(users), "n_candidates": int(candidates.shape[1]),
+                       "numerics": environment()},
     }
     with atomic_dir(Path(negatives_dir)) as tmp:
         np.save(tmp / S.TRAIN_NEG_FILE, train_negs)

@@ -47,6 +47,7 @@ def main(
     from pixrec.config import to_mapping
     from pixrec.data.dataset import SplitData
     from pixrec.evaluation import SampledCandidates, evaluate_all, write_outputs
+    from pixrec.numerics import environment
 
     config = load_params(params)
     data = SplitData.load(split)
@@ -60,7 +61,7 @@ def main(
     sampled = SampledCandidates.load(candidates, data)
     results = evaluate_all(data, emb, sampled, config, fusion=_fusion_loader(model, data, embeddings),
                            log=typer.echo)
-    write_outputs(results, out, metrics, plot, {"config": to_mapping(config)})
+    write_outputs(results, out, metrics, plot, {"config": to_mapping(config), "numerics": environment()})
     typer.echo(f"wrote {metrics}, {plot} and {out}/ ({len(results)} models)")
 
 

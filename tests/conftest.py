@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from pathlib import Path
+# the CPU kernel paths the stages pin (stages/__init__.py), here too before numpy or torch load: the
+# library code the tests call in-process computes the same bytes as the stage subprocesses
+from pixrec.numerics import pin_cpu_kernels
 
-import pytest
+pin_cpu_kernels()
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -232,6 +232,7 @@ def test_data_config_mirrors_params_and_rejects_unknown_keys():
         DataConfig.from_params(data_section(synthetic={"users": 3}))
 
 
+@pytest.mark.slow
 def test_dvc_pipeline_download_then_split(tmp_path):
     """`dvc repro` in a real repo: runs both stages, then nothing, then only what a param change touches."""
     repo = make_dvc_repo(tmp_path, ["download", "split"], {"data.preset": "tiny"})

@@ -123,6 +123,7 @@ def test_shards_partition_whole_batches():
         real_config(TextEncoderConfig, device="tpu")
 
 
+@pytest.mark.slow
 def test_sbert_shards_merge_to_the_single_run_bytes(tiny_split, tmp_path):
     """Longest-first batches: a shard takes whole batches of the global order, so padding is unchanged."""
     from pixrec.encoders.text import (
@@ -161,6 +162,7 @@ def test_sbert_shards_merge_to_the_single_run_bytes(tiny_split, tmp_path):
                           tmp_path / "s2")
 
 
+@pytest.mark.slow
 def test_torchrun_embeds_one_shard_per_rank_and_rank0_merges(pixel_runs, tiny_raw, tiny_split, tmp_path):
     root, params = pixel_runs
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

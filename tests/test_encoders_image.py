@@ -128,6 +128,7 @@ def test_unknown_names_list_the_valid_ones():
 # ------------------------------------------------------------------------------------------- clip
 
 
+@pytest.mark.slow
 def test_clip_loads_checkpoint_from_url(served, tmp_path):
     import open_clip
 

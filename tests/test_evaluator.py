@@ -253,6 +253,7 @@ EVAL_PARAMS = {
 }
 
 
+@pytest.mark.slow
 def test_stage_end_to_end(tmp_path):
     _write_inputs(tmp_path, EVAL_PARAMS)
     proc = _run_stage(tmp_path)

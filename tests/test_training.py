@@ -40,6 +40,7 @@ def run(setup, tmp_path, **overrides):
     return metrics, torch.load(tmp_path / CHECKPOINT, weights_only=True)["state_dict"]
 
 
+@pytest.mark.slow
 def test_training_improves_validation_ndcg_and_is_deterministic(setup, tmp_path):
     m1, w1 = run(setup, tmp_path / "a")
     assert m1["best_val_ndcg@10"] > m1["untrained_val_ndcg@10"] + 0.02

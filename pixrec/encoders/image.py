@@ -16,7 +16,6 @@ counted.
 
 from __future__ import annotations
 
-import platform
 import sys
 import time
 import warnings
@@ -58,6 +57,7 @@ from pixrec.encoders.shards import (
 )
 from pixrec.encoders.weights import WeightsError, WeightsSource, load_error, resolve
 from pixrec.errors import InputError
+from pixrec.numerics import environment
 
 OK, MISSING, CORRUPT, PLACEHOLDER, HUGE, REDUCED = 0, 1, 2, 3, 4, 5
 USABLE = (OK, REDUCED)  # REDUCED: a huge cover, decoded at reduced scale
@@ -487,7 +487,7 @@ def _environment(encoder: ImageEncoder) -> dict:
         "weights": encoder.source.as_meta(),
         "random_weights": encoder.random_weights,
         "preprocess": asdict(encoder.preprocess),
-        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        **environment(),  # package versions and CPU kernel settings
     }
     if encoder.device != "cpu":  # CPU outputs keep their bytes: no device key there
         env |= {"device": encoder.device, "autocast": AUTOCAST_DTYPE}

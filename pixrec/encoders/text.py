@@ -11,7 +11,6 @@ of that same global order, so sharding never changes a batch's padding, hence ne
 from __future__ import annotations
 
 import contextlib
-import platform
 import sys
 import time
 from pathlib import Path
@@ -45,6 +44,7 @@ from pixrec.encoders.shards import (
 )
 from pixrec.encoders.weights import WeightsError, load_error, resolve
 from pixrec.errors import InputError
+from pixrec.numerics import environment
 
 SEPARATOR = " | "
 EMPTY_TEXT = "empty text"
@@ -211,7 +211,7 @@ def _environment(encoder: TextEncoder) -> dict:
         "model": encoder.describe(),
         "separator": SEPARATOR,
         "dim": encoder.dim,
-        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        **environment(),  # package versions and CPU kernel settings
     }
     if encoder.device != "cpu":  # CPU outputs keep their bytes: no device key there
         env |= {"device": encoder.device, "autocast": AUTOCAST_DTYPE}
