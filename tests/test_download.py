@@ -16,7 +16,7 @@ import polars as pl
 import py7zr
 import pytest
 import yaml
-from dvc_repo import ROOT, make_dvc_repo, run_dvc, set_params
+from dvc_repo import ROOT, _apply, make_dvc_repo, run_dvc, set_params
 from http_server import serve
 from real_params import real_config, real_section
 
@@ -69,10 +69,9 @@ def site(tiny_raw, tmp_path_factory) -> Path:
     return root
 
 
-def data_section(url: dict | None = None, **overrides) -> dict:
-    """params.yaml's ``data`` section with ``overrides`` (and ``url`` keys merged into its ``url``)."""
-    section = real_section("data")
-    return {**section, **overrides, "url": {**section["url"], **(url or {})}}
+def data_section(**overrides) -> dict:
+    """params.yaml's ``data`` section with ``overrides`` (a mapping merged key by key, e.g. ``url``)."""
+    return _apply(real_section("data"), overrides)
 
 
 def url_config(server, covers: str | None, **sha: str) -> DataConfig:
@@ -214,7 +213,7 @@ def test_data_config_mirrors_params_and_rejects_unknown_keys():
     section = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]
     config = DataConfig.from_params(section)
     assert config.source == section["source"] and config.url.covers is None
-    with pytest.raises(ConfigError, match=r"data.sourc: unknown key; valid keys are \['link', "):
+    with pytest.raises(ConfigError, match=r"data.sourc: unknown key; valid keys are \['encoding', 'link', "):
         DataConfig.from_params({**section, "sourc": "x"})
     with pytest.raises(ConfigError, match=r"data.url.cover: unknown key; valid keys are \['covers', "):
         DataConfig.from_params(data_section(url={"cover": "http://x"}))
@@ -286,7 +285,7 @@ def pixelrec_release(tiny_raw: Path, root: Path, covers: str) -> Path:
 @pytest.mark.parametrize("covers", ["nested", "7z"])
 def test_local_source_takes_pixelrec_release_names(tiny_raw, tmp_path, covers):
     src = pixelrec_release(tiny_raw, tmp_path / "PixelRec", covers)
-    config = DataConfig.from_params({"source": "local", "local_dir": str(src)})
+    config = DataConfig.from_params(data_section(source="local", local_dir=str(src)))
     summary = materialise(config, tmp_path / "raw")
     taken = "\n".join(summary["taken"])
     assert f"interactions <- {src / 'Pixel200K.csv'} (recognised name)" in taken
@@ -296,7 +295,7 @@ def test_local_source_takes_pixelrec_release_names(tiny_raw, tmp_path, covers):
     assert sha(tmp_path / "raw" / S.RAW_INTERACTIONS) == sha(src / "Pixel200K.csv")
     names = sorted(p.name for p in (tmp_path / "raw" / S.RAW_COVERS).iterdir())  # flattened
     assert len(names) == n and {".JPG", ".jpeg", ".jpg"} == {Path(x).suffix for x in names}
-    result = split_raw(tmp_path / "raw", tmp_path / "split", SplitConfig())
+    result = split_raw(tmp_path / "raw", tmp_path / "split", real_config(SplitConfig))
     paths = pl.read_parquet(tmp_path / "split" / S.ITEMS_FILE)[S.COVER_PATH].drop_nulls()
     assert paths.len() == n and "items: no cover file (masked by embed-images)" in result["counts"]
     assert result["counts"]["items: no cover file (masked by embed-images)"] == 250 - n
@@ -305,14 +304,14 @@ def test_local_source_takes_pixelrec_release_names(tiny_raw, tmp_path, covers):
 def test_local_files_name_each_file_and_ambiguity_is_refused(tiny_raw, tmp_path):
     src = pixelrec_release(tiny_raw, tmp_path / "PixelRec", "nested")
     shutil.copyfile(src / "Pixel200K.csv", src / "Pixel1M.csv")
-    config = DataConfig.from_params({"source": "local", "local_dir": str(src)})
+    config = DataConfig.from_params(data_section(source="local", local_dir=str(src)))
     with pytest.raises(InputError, match=r"several candidates for the interactions file: \['Pixel1M.csv', "
                                          r"'Pixel200K.csv'\]; name one in params.yaml "
                                          r"data.local_files.interactions"):
         materialise(config, tmp_path / "raw")
     (src / S.RAW_ITEMS).rename(tmp_path / "items.csv")
-    config = DataConfig.from_params({"source": "local", "local_dir": str(src), "local_files": {
-        "interactions": "Pixel1M.csv", "items": str(tmp_path / "items.csv"), "covers": "covers/covers"}})
+    config = DataConfig.from_params(data_section(source="local", local_dir=str(src), local_files={
+        "interactions": "Pixel1M.csv", "items": str(tmp_path / "items.csv"), "covers": "covers/covers"}))
     summary = materialise(config, tmp_path / "raw")
     assert summary["taken"][0] == f"interactions <- {src / 'Pixel1M.csv'} (data.local_files.interactions)"
     assert summary["taken"][1] == f"items <- {tmp_path / 'items.csv'} (data.local_files.items)"
@@ -322,7 +321,7 @@ def test_local_files_name_each_file_and_ambiguity_is_refused(tiny_raw, tmp_path)
 def test_download_stage_prints_which_file_was_taken(tiny_raw, tmp_path):
     src = pixelrec_release(tiny_raw, tmp_path / "PixelRec", "7z")
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"data": {"source": "local", "local_dir": str(src)}}))
+    params.write_text(yaml.safe_dump({"data": data_section(source="local", local_dir=str(src))}))
     proc = subprocess.run([sys.executable, "-m", "stages.download", "--out", str(tmp_path / "raw"),
                            "--params", str(params)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from real_params import real_section
 
 from pixrec import schema as S
 from pixrec.data.dataset import SplitData
@@ -21,6 +22,12 @@ from pixrec.errors import InputError
 ROOT = Path(__file__).resolve().parents[1]
 ITEMS_HEADER = ",".join(S.ITEM_COLUMNS)
 ITEMS = ITEMS_HEADER + "\n" + "".join(f"i{k},{k},1,2,3,4,5,6,title {k},tag,d\n" for k in range(1, 7))
+
+
+def local_config(src: Path, **overrides) -> DataConfig:
+    """params.yaml's ``data`` section, reading the local copy at ``src``."""
+    section = {**real_section("data"), "source": "local", "local_dir": str(src), **overrides}
+    return DataConfig.from_params(section)
 
 
 def write_raw(root: Path, interactions: str, items: str = ITEMS, encoding: str = "utf-8") -> Path:
@@ -68,7 +75,7 @@ def test_seconds_milliseconds_iso_and_negative_timestamps(tmp_path):
 
 def test_unusable_timestamps_name_the_cause_and_the_users_file(tmp_path):
     src = write_raw(tmp_path / "src", "item_id,user_id,timestamp\ni1,u1,yesterday\ni2,u1,today\n")
-    config = DataConfig.from_params({"source": "local", "local_dir": str(src)})
+    config = local_config(src)
     with pytest.raises(RawDataError) as err:
         materialise(config, tmp_path / "raw")
     message = str(err.value)
@@ -84,9 +91,8 @@ def test_non_utf8_items_are_refused_or_converted_by_data_encoding(tmp_path):
     with pytest.raises(RawDataError, match=r"item_info\.csv: line 2 .* not valid utf-8.*data\.encoding"):
         split_raw(src, tmp_path / "split", SplitConfig(min_user_interactions=3, cold_cut_quantile=0.9))
     with pytest.raises(RawDataError, match=str(src / S.RAW_ITEMS)):  # download names the user's file
-        materialise(DataConfig.from_params({"source": "local", "local_dir": str(src)}), tmp_path / "raw")
-    summary = materialise(DataConfig.from_params({"source": "local", "local_dir": str(src),
-                                                  "encoding": "latin-1"}), tmp_path / "raw")
+        materialise(local_config(src), tmp_path / "raw")
+    summary = materialise(local_config(src, encoding="latin-1"), tmp_path / "raw")
     assert summary["encoding"] == "iso8859-1" and summary["files_linked"] == 0  # both converted
     _, data = split(tmp_path / "raw", tmp_path / "split")
     assert data.items[S.TITLE][0] == "Café crème"  # converted, not replaced by U+FFFD
@@ -97,7 +103,7 @@ def test_any_column_order_in_download_and_split(tmp_path):
     items = pl.read_csv(ITEMS.encode(), infer_schema=False).select(cols).write_csv()
     inter = "timestamp,user_id,item_id,extra\n" + "".join(f"{k},u1,i{k},x\n" for k in range(1, 4))
     src = write_raw(tmp_path / "src", inter, items)
-    materialise(DataConfig.from_params({"source": "local", "local_dir": str(src)}), tmp_path / "raw")
+    materialise(local_config(src), tmp_path / "raw")
     _, data = split(tmp_path / "raw", tmp_path / "split")
     assert data.items[S.TITLE][0] == "title 1" and data.items["view_number"][2] == 3.0
     assert [data.items[S.ITEM_ID].to_list()[i] for i in data.test.items] == ["i3"]
@@ -108,7 +114,7 @@ def test_one_reader_refuses_a_short_row_in_download_and_split_alike(tmp_path):
     errors = []
     for run in (lambda: split_raw(src, tmp_path / "s", SplitConfig(min_user_interactions=3,
                                                                    cold_cut_quantile=0.9)),
-                lambda: materialise(DataConfig.from_params({"source": "local", "local_dir": str(src)}),
+                lambda: materialise(local_config(src),
                                     tmp_path / "raw")):
         with pytest.raises(RawDataError) as err:
             run()
