@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pixrec import schema as S
-from pixrec.config import ConfigError
+from pixrec.config import ConfigError, from_mapping, section
 from pixrec.io import atomic_dir
 from pixrec.registry import Registry
 
@@ -101,7 +101,7 @@ def tag_names(n_tags: int) -> list[str]:
     return names[:n_tags]
 
 
-@dataclass(frozen=True)
+@section
 class SyntheticConfig:
     """Every generator knob. Presets set the sizes; ``data.synthetic`` overrides any field."""
 
@@ -200,7 +200,7 @@ class SyntheticConfig:
                               f"{sorted(fields - {'seed'})}")
         if "seed" in overrides:
             raise ConfigError("data.synthetic: set the seed with data.seed, not data.synthetic.seed")
-        return cls(**{**base, **overrides, "seed": int(seed)})
+        return from_mapping(cls, {**base, **overrides, "seed": int(seed)}, "data.synthetic")
 
 
 PRESETS: Registry[dict[str, Any]] = Registry("synthetic preset")
