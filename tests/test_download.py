@@ -363,6 +363,7 @@ def test_dead_host_and_closed_port_fail_fast_and_say_each_attempt(tmp_path, capl
     assert len(attempts) >= 2 and "attempt 1 failed" in attempts[0] and "retrying in" in attempts[0]
 
 
+@pytest.mark.slow
 def test_synthetic_override_form_that_dvc_exp_run_accepts(tmp_path):
     """params.yaml and README show `-S '+data.synthetic.n_users=...'`: a real `dvc exp run` takes it."""
     repo = make_dvc_repo(tmp_path, ["download"], {"data.preset": "tiny"})

@@ -63,6 +63,7 @@ def pixel_runs(tiny_raw, tiny_split, tmp_path_factory):
     return root, params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [2, 3])
 def test_pixel_shards_merge_to_the_single_run_bytes(pixel_runs, tiny_raw, tiny_split, n):
     root, params = pixel_runs
@@ -78,6 +79,7 @@ def test_pixel_shards_merge_to_the_single_run_bytes(pixel_runs, tiny_raw, tiny_s
     assert len({h["items"] for h in heads}) == 1 and len({json.dumps(h["config"]) for h in heads}) == 1
 
 
+@pytest.mark.slow
 def test_merge_refuses_missing_and_foreign_shards(pixel_runs, tiny_raw, tiny_split, tmp_path):
     root, params = pixel_runs
     shards = tmp_path / "shards"

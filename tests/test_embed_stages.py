@@ -71,6 +71,7 @@ def _image_args(data: Path, out: Path, params: Path) -> list[str]:
             "--params", str(params)]
 
 
+@pytest.mark.slow
 def test_embed_images_masks_bad_covers_and_is_deterministic(data, tmp_path):
     params = _params(tmp_path / "params.yaml", {"name": "pixel", "image_size": 64, "batch_size": 4,
                                                 "num_workers": 1, "pca_dim": 4})
@@ -120,6 +121,7 @@ def test_random_weights_are_flagged_loudly(data, tmp_path, caplog):
     assert "RANDOM WEIGHTS" in res.output and "RANDOM WEIGHTS" in caplog.text
 
 
+@pytest.mark.slow
 def test_embed_text_stage(data, tmp_path):
     from stages.embed_text import app
 

@@ -69,6 +69,7 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> None:
 # ----------------------------------------------------------------------------------------- resnet
 
 
+@pytest.mark.slow
 def test_resnet_loads_local_file_and_url(served, tmp_path):
     import torchvision
 
