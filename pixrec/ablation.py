@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pixrec.config import ConfigError, section
 from pixrec.errors import InputError
-from pixrec.evaluation.evaluator import EvalConfig
+from pixrec.evaluation.config import EvalConfig
 from pixrec.model import ModelConfig
 from pixrec.training import TrainConfig
 
@@ -100,7 +100,8 @@ def train_and_evaluate(
 
     ``negatives_dir`` and ``candidates_dir``: the negative-sample stage's two outputs."""
     from pixrec.data.dataset import SplitData
-    from pixrec.evaluation.evaluator import SampledCandidates, evaluate_model, two_stage_ranker
+    from pixrec.evaluation import SampledCandidates, evaluate_model
+    from pixrec.evaluation.two_stage import two_stage_ranker
     from pixrec.features import load_embeddings
     from pixrec.io import atomic_dir
     from pixrec.model import load_recommender

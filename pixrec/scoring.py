@@ -1,4 +1,5 @@
-"""The one scoring interface every recommender implements, baselines and the fusion model alike."""
+"""The one scoring interface every recommender implements, baselines and the fusion model alike, and
+the two-stage composition of recommenders (retrieve, then rank) behind the same interface."""
 
 from __future__ import annotations
 
@@ -51,3 +52,46 @@ def top_unseen(
     ok = torch.isfinite(vals).numpy()
     rows = np.broadcast_to(np.arange(b, dtype=np.int64)[:, None], ok.shape)
     return rows[ok], idx.numpy()[ok].astype(np.int64)
+
+
+class TwoStage:
+    """``eval.ranking: two_stage``: retrievers propose, the ranker re-scores only their proposals.
+
+    For each user, the union of each retriever's top ``n_candidates`` unseen items is scored by the
+    ranker; every other item is -inf. This is a recommender in its own right (retrieve, then rank),
+    evaluated exactly as such — not an approximation of the ranker's exact full ranking, which costs
+    n_users × n_items ranker calls. ``score`` (fixed candidates: the sampled protocol) is the ranker's.
+    """
+
+    def __init__(
+        self, ranker: Recommender, retrievers: list[Recommender], n_candidates: int,
+        exclude: sp.csr_matrix | None = None,
+    ) -> None:
+        self.ranker, self.retrievers, self.k = ranker, retrievers, n_candidates
+        self.exclude = exclude
+        self.name = ranker.name
+        self.n_items = ranker.n_items
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self.ranker.score(users, items)
+
+    def candidates(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """users (B,) -> the union of the retrievers' proposals: (rows (M,), items (M,)), int64,
+        row = position in ``users``, sorted by (row, item)."""
+        keys = []
+        for r in self.retrievers:
+            retrieve = getattr(r, "retrieve", None)
+            rows, items = (retrieve(users, self.k, self.exclude) if retrieve is not None
+                           else top_unseen(r, users, self.k, self.exclude))
+            keys.append(rows * self.n_items + items)
+        pairs = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+        return pairs // self.n_items, pairs % self.n_items
+
+    def score_all(self, users: np.ndarray) -> np.ndarray:
+        users = np.asarray(users)
+        b = len(users)
+        rows, items = self.candidates(users)
+        out = np.full((b, self.n_items), -np.inf, dtype=np.float32)
+        if len(rows):
+            out[rows, items] = self.ranker.score(users[rows], items[:, None])[:, 0]
+        return out

@@ -11,18 +11,18 @@ from stages._params import StageParams, declared, fail_cleanly, read_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
-# the eval keys an ablation cell reads: the protocols and the two-stage ranking of one model, and
-# the hyper-parameters of the baselines that two-stage ranking may use as retrievers
+# the eval keys an ablation cell reads: the protocols and the two-stage ranking of one model (the
+# retrievers with their fixed knobs); not eval.intervals (the evaluate stage's alone)
 EVAL_KEYS = ("eval.ks", "eval.batch_users", "eval.seed", "eval.ranking", "eval.two_stage_retrievers",
-             "eval.two_stage_candidates", "eval.knn_neighbours", "eval.ease_lambda", "eval.ease_max_gib")
-# a cell is one model: no baselines, and the exact vs two-stage sweep is the two-stage stage's
-EVAL_FIXED = {"baselines": [], "two_stage_sweep": []}
+             "eval.two_stage_candidates")
+# a cell is one model: the exact vs two-stage sweep is the two-stage stage's
+EVAL_FIXED = {"two_stage_sweep": []}
 PARAMS = ("model", "train", *EVAL_KEYS, "ablate.drop.{variant}")  # = dvc.yaml, {variant} = ${item.variant}
 
 
 def eval_config(p: StageParams):
     """The cell's EvalConfig from :data:`EVAL_KEYS` (shared with the ablate-encoders stage)."""
-    from pixrec.evaluation.evaluator import EvalConfig
+    from pixrec.evaluation import EvalConfig
 
     return p.section(EvalConfig, "eval", **EVAL_FIXED)
 

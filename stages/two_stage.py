@@ -11,11 +11,11 @@ from stages._params import fail_cleanly, read_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
-# what the sweep reads: the full/cold protocols, the retrievers and their baselines' parameters, N
-PARAMS = ("eval.ks", "eval.batch_users", "eval.seed", "eval.knn_neighbours", "eval.ease_lambda",
-          "eval.ease_max_gib", "eval.two_stage_retrievers", "eval.two_stage_sweep")  # = dvc.yaml
+# what the sweep reads: the full/cold protocols, the retrievers with their fixed knobs, N
+PARAMS = ("eval.ks", "eval.batch_users", "eval.seed", "eval.two_stage_retrievers",
+          "eval.two_stage_sweep")  # = dvc.yaml
 # one model ranked exactly and then two-stage with each N of the sweep (which sets the candidates)
-EVAL_FIXED = {"baselines": [], "ranking": "exact", "two_stage_candidates": 1}
+EVAL_FIXED = {"ranking": "exact", "two_stage_candidates": 1}
 
 
 def load_params(path: Path):
@@ -35,14 +35,14 @@ def main(
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
     from pixrec.data.dataset import SplitData
-    from pixrec.evaluation.sweep import two_stage_sweep
-    from pixrec.features import load_embeddings
+    from pixrec.evaluation.two_stage import two_stage_sweep
     from pixrec.io import write_json
     from pixrec.model import load_recommender
+    from stages.tune import load_vectors
 
     config = load_params(params)
     data = SplitData.load(split)
-    emb = {side: (e.vectors, e.mask) for side, e in load_embeddings(embeddings, data.n_items).items()}
+    emb = load_vectors(embeddings, data.n_items)
     result = two_stage_sweep(load_recommender(model, data, embeddings), data, emb, config, log=typer.echo)
     write_json(metrics, result)
     typer.echo(f"-> {metrics}")

@@ -36,10 +36,14 @@ def real_section(key: str) -> dict[str, Any]:
 # where each section lives in params.yaml
 KEYS = {"DataConfig": "data", "SplitConfig": "split", "ImageEncoderConfig": "encoders.image",
         "TextEncoderConfig": "encoders.text", "NegativesConfig": "negatives", "ModelConfig": "model",
-        "TrainConfig": "train", "EvalConfig": "eval", "ReportConfig": "report"}
+        "TrainConfig": "train", "EvalConfig": "eval", "ReportConfig": "report", "TuneConfig": "baselines",
+        "IntervalConfig": "eval.intervals"}
+# sections nested in another's params.yaml mapping but read as their own (not fields of the outer one)
+APART = {"EvalConfig": ("intervals",)}
 
 
 def real_config(cls: type[T], **overrides: Any) -> T:
     """Section ``cls`` from its params.yaml section with ``overrides``, typed like the stages' own."""
     key = KEYS[cls.__name__]
-    return from_mapping(cls, {**real_section(key), **overrides}, key)
+    mapping = {k: v for k, v in real_section(key).items() if k not in APART.get(cls.__name__, ())}
+    return from_mapping(cls, {**mapping, **overrides}, key)

@@ -7,18 +7,24 @@ import pytest
 import scipy.sparse as sp
 from toy_split import make_split, random_split
 
-from pixrec.baselines import BASELINES, MemoryBudgetError, make_baseline, preflight_baseline
+from pixrec.baselines import BASELINES, FitContext, MemoryBudgetError, make_baseline, preflight_baseline
+from pixrec.baselines.base import knob_section
 from pixrec.baselines.ease import ease_memory_bytes
 from pixrec.baselines.neighbours import top_k_per_row
+from pixrec.config import ConfigError
+from pixrec.errors import InputError
 from pixrec.evaluation.protocols import rank_full
 from pixrec.registry import UnknownNameError
 
-ID_ONLY = ["most_popular", "item_knn", "user_knn", "ease"]
-PARAMS = {"knn_neighbours": 3, "ease_lambda": 2.0, "ease_max_gib": 1.0}
+ID_ONLY = ["most_popular", "item_knn", "user_knn", "ease", "als", "bpr"]
+KNOBS = {"random": {}, "most_popular": {}, "item_knn": {"k": 3}, "user_knn": {"k": 3},
+         "ease": {"lam": 2.0, "max_gib": 1.0}, "content_knn": {"image_weight": 0.5},
+         "als": {"factors": 8, "regularization": 0.1, "alpha": 1.0, "iterations": 5, "threads": 2},
+         "bpr": {"factors": 8, "learning_rate": 0.05, "regularization": 0.01, "iterations": 20}}
 
 
-def fit(name, data, embeddings=None, **over):
-    return make_baseline(name, data, embeddings, np.random.default_rng(0), **{**PARAMS, **over})
+def fit(name, data, embeddings=None, seed=0, **over):
+    return make_baseline(name, FitContext(data, embeddings, seed), {**KNOBS[name], **over})
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +57,7 @@ def test_registry_names_and_unknown():
     assert set(BASELINES.names()) >= {"random", "most_popular", "item_knn", "user_knn", "ease",
                                       "content_knn"}
     with pytest.raises(UnknownNameError, match="valid names are"):
-        make_baseline("slim", make_split(2, 2, [(0, 0)]), None, np.random.default_rng(0))
+        make_baseline("slim", FitContext(make_split(2, 2, [(0, 0)]), None, 0), {})
 
 
 def test_random_is_seeded_and_block_deterministic(toy):
@@ -60,7 +66,7 @@ def test_random_is_seeded_and_block_deterministic(toy):
     np.testing.assert_array_equal(a.score_all(users), b.score_all(users))  # same seed, same scores
     np.testing.assert_array_equal(a.score_all(users), a.score_all(users))  # no hidden state
     assert not np.array_equal(a.score_all(users)[:1], a.score_all(np.array([1]))), "per-user draws"
-    other = make_baseline("random", toy, None, np.random.default_rng(1))
+    other = fit("random", toy, seed=1)
     assert not np.array_equal(a.score_all(users), other.score_all(users))
     s = a.score_all(users)
     assert s.dtype == np.float32 and ((s >= 0) & (s < 1)).all()
@@ -92,7 +98,7 @@ def test_item_knn_matches_dense_reference(toy, k):
     x = dense_x(toy)
     sim = cosine(x.T)
     np.fill_diagonal(sim, 0.0)
-    model = fit("item_knn", toy, knn_neighbours=k)
+    model = fit("item_knn", toy, k=k)
     lib = model.sim.toarray()
     checked = 0
     for i in range(toy.n_items):  # each item's kept neighbours, by brute force
@@ -120,7 +126,7 @@ def test_user_knn_matches_dense_reference(toy, k):
     x = dense_x(toy)
     sim = cosine(x)
     np.fill_diagonal(sim, 0.0)
-    model = fit("user_knn", toy, knn_neighbours=k)
+    model = fit("user_knn", toy, k=k)
     users = np.arange(toy.n_users)
     nb = model.neighbours(users).toarray()
     ref_w = np.zeros_like(sim)
@@ -147,18 +153,18 @@ def test_ease_matches_closed_form(toy):
     np.fill_diagonal(b, 0.0)
     ref = x @ b
     ref[:, toy.cold_items] = -np.inf
-    model = fit("ease", toy, ease_lambda=lam)
+    model = fit("ease", toy, lam=lam)
     np.testing.assert_allclose(model.score_all(np.arange(toy.n_users)), ref, rtol=1e-4, atol=1e-6)
 
 
 def test_ease_refuses_over_budget_with_advice(toy):
     budget = ease_memory_bytes(toy.n_items) / 2**30 / 2  # half of what it needs
     with pytest.raises(MemoryBudgetError) as err:
-        fit("ease", toy, ease_max_gib=budget)
+        fit("ease", toy, max_gib=budget)
     msg = str(err.value)
-    assert "eval.ease_max_gib" in msg and "GiB" in msg and "Remove 'ease'" in msg
+    assert "baselines.knobs.ease.max_gib" in msg and "GiB" in msg and "Remove 'ease'" in msg
     with pytest.raises(MemoryBudgetError):  # the evaluator's pre-fit check says the same
-        preflight_baseline("ease", toy, **{**PARAMS, "ease_max_gib": budget})
+        preflight_baseline("ease", FitContext(toy, None, 0), {**KNOBS["ease"], "max_gib": budget})
     # PixelRec50K: ~51 GiB, far over the default budget
     assert ease_memory_bytes(82_865) / 2**30 == pytest.approx(51.16, abs=0.01)
 
@@ -215,8 +221,25 @@ def test_content_knn_faiss_retrieval_equals_top_k_of_its_scores(toy, n):
 
 
 def test_content_knn_needs_embeddings(toy):
-    with pytest.raises(ValueError, match="needs item embeddings"):
+    with pytest.raises(InputError, match="needs item embeddings"):
         fit("content_knn", toy, None)
+
+
+@pytest.mark.parametrize("w", [0.0, 0.3, 1.0])
+def test_content_knn_image_weight_weighs_the_sides_cosines(toy, w):
+    """With every item holding both sides, score = cosine of the profile with the item, where the
+    item vector is [sqrt(w)·unit(img), sqrt(1 − w)·unit(txt)] (unit norm already)."""
+    rng = np.random.default_rng(4)
+    img = rng.standard_normal((toy.n_items, 3)).astype(np.float32)
+    txt = rng.standard_normal((toy.n_items, 5)).astype(np.float32)
+    ok = np.ones(toy.n_items, bool)
+    model = fit("content_knn", toy, {"image": (img, ok), "text": (txt, ok)}, image_weight=w)
+    unit = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)  # noqa: E731
+    vecs = np.concatenate([np.sqrt(w) * unit(img), np.sqrt(1 - w) * unit(txt)], axis=1)
+    x = dense_x(toy)
+    profile = x @ vecs
+    expected = unit(profile) @ vecs.T
+    np.testing.assert_allclose(model.score_all(np.arange(toy.n_users)), expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ID_ONLY)
@@ -243,7 +266,96 @@ def test_content_knn_reaches_cold_items():
     assert rank.tolist() == [1]
 
 
-def test_make_baseline_passes_only_declared_params(toy):
-    # random declares none of the eval keys; item_knn only knn_neighbours; an extra key is ignored
-    fit("random", toy, knn_neighbours=5, unrelated=1)
-    assert fit("item_knn", toy, knn_neighbours=1).sim.getnnz(axis=1).max() <= 1
+def test_knobs_are_checked_against_the_signature(toy):
+    assert fit("item_knn", toy, k=1).sim.getnnz(axis=1).max() <= 1
+    with pytest.raises(ConfigError, match=r"baselines\.knobs\.item_knn\.kk: unknown key; valid keys are \["):
+        make_baseline("item_knn", FitContext(toy, None, 0), {"k": 1, "kk": 5})
+    with pytest.raises(ConfigError, match=r"^baselines\.knobs\.ease\.max_gib is missing$"):
+        make_baseline("ease", FitContext(toy, None, 0), {"lam": 1.0})
+    with pytest.raises(ConfigError, match=r"eval\.two_stage_retrievers\.random\.k: unknown key"):
+        make_baseline("random", FitContext(toy, None, 0, where="eval.two_stage_retrievers"), {"k": 1})
+    with pytest.raises(ConfigError, match=r"baselines\.knobs\.item_knn\.k: expected an integer, got 2\.5"):
+        make_baseline("item_knn", FitContext(toy, None, 0), {"k": 2.5})
+    assert knob_section(BASELINES.get("ease"))(lam="3e-4", max_gib=1).lam == 3e-4  # typed, YAML 1.1 too
+
+
+# --- learned factors (implicit) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["als", "bpr"])
+def test_factor_scores_are_the_dot_product_of_their_own_factors(toy, name):
+    model = fit(name, toy)
+    users = np.arange(toy.n_users)
+    ref = np.empty((toy.n_users, toy.n_items))
+    for u in users:  # brute force, one dot product at a time
+        for i in range(toy.n_items):
+            ref[u, i] = float(np.dot(model.user_factors[u].astype(np.float64), model.item_factors[i]))
+    ref[:, toy.cold_items] = -np.inf
+    np.testing.assert_allclose(model.score_all(users), ref, rtol=1e-4, atol=1e-5)
+    assert model.user_factors.shape[0] == toy.n_users and model.item_factors.shape[0] == toy.n_items
+
+
+@pytest.mark.parametrize("name", ["als", "bpr"])
+def test_factor_models_are_seeded(toy, name):
+    users = np.arange(toy.n_users)
+    a, b = fit(name, toy, seed=5).score_all(users), fit(name, toy, seed=5).score_all(users)
+    np.testing.assert_array_equal(a, b)  # bit for bit (ALS on 2 threads; BPR on its one)
+    assert not np.array_equal(a, fit(name, toy, seed=6).score_all(users))
+
+
+def test_als_learns_the_co_occurrence():
+    """Two disjoint user groups: ALS ranks a user's own group's unseen items above the other's."""
+    train = [(u, i) for u in range(20) for i in range(6) if (u + i) % 3] + \
+            [(u, i) for u in range(20, 40) for i in range(6, 12) if (u + i) % 3]
+    data = make_split(40, 12, train)
+    s = fit("als", data, factors=4, iterations=15).score_all(np.arange(40))
+    x = data.train_matrix.toarray() > 0
+    own = np.where(~x[:20, :6], s[:20, :6], np.nan)
+    other = s[:20, 6:]
+    assert np.nanmin(own) > other.max()
+
+
+# --- hybrid -------------------------------------------------------------------------------------------
+
+
+def test_zscore_rows_by_hand():
+    from pixrec.baselines.hybrid import zscore_rows
+
+    s = np.array([[1.0, 3.0, -np.inf, 5.0], [-np.inf] * 4, [2.0, 2.0, 2.0, -np.inf]], np.float32)
+    z, ok = zscore_rows(s)
+    # row 0: mean 3, population std sqrt(8/3); the -inf item gets the row's lowest z
+    sd = np.sqrt(8 / 3)
+    np.testing.assert_allclose(z[0], [-2 / sd, 0, -2 / sd, 2 / sd], rtol=1e-6)
+    np.testing.assert_array_equal(z[1], 0.0)  # nothing rankable: defined, and flagged
+    np.testing.assert_array_equal(z[2], 0.0)  # constant row: std 0 -> z 0
+    np.testing.assert_array_equal(ok, np.isfinite(s))
+
+
+def test_hybrid_blends_per_user_z_scores_with_a_cold_bonus(toy):
+    from pixrec.baselines.hybrid import zscore_rows
+
+    emb = toy_embeddings(toy)
+    ctx = FitContext(toy, emb, 0, chosen={"ease": KNOBS["ease"], "content_knn": KNOBS["content_knn"]})
+    users = np.arange(toy.n_users)
+    cf, content = ctx.component("ease").score_all(users), ctx.component("content_knn").score_all(users)
+    w, bonus = 0.3, 0.7
+    hybrid = make_baseline("hybrid", ctx, {"cf": "ease", "weight": w, "cold_bonus": bonus})
+    assert hybrid.cf is ctx.component("ease")  # the component, fitted once and shared
+    got = hybrid.score_all(users)
+    z_cf, z_ct = zscore_rows(cf)[0], zscore_rows(content)[0]
+    for u in users[:8]:  # by hand, item by item
+        for i in range(toy.n_items):
+            if not (np.isfinite(cf[u, i]) or np.isfinite(content[u, i])):
+                assert got[u, i] == -np.inf  # item 1 is warm but has no content; cold ones do have it
+                continue
+            lo_cf = z_cf[u][np.isfinite(cf[u])].min()
+            part_cf = z_cf[u, i] if np.isfinite(cf[u, i]) else lo_cf  # cold: the user's lowest CF z
+            want = (1 - w) * part_cf + w * z_ct[u, i] + bonus * toy.cold_items[i]
+            assert got[u, i] == pytest.approx(want, rel=1e-5, abs=1e-5)
+    assert np.isfinite(got[:, toy.cold_items]).all(), "cold items are ranked through their content"
+
+
+def test_hybrid_needs_its_components_chosen_first(toy):
+    ctx = FitContext(toy, toy_embeddings(toy), 0, chosen={"content_knn": KNOBS["content_knn"]})
+    with pytest.raises(InputError, match="before the baselines using it"):
+        make_baseline("hybrid", ctx, {"cf": "ease", "weight": 0.5, "cold_bonus": 0.0})

@@ -16,19 +16,28 @@ from real_params import real_config
 from toy_split import make_split, random_split, write_split
 
 from pixrec import schema as S
-from pixrec.baselines import make_baseline
+from pixrec.baselines import FitContext, make_baseline
+from pixrec.errors import InputError
 from pixrec.evaluation import (
     EvalConfig,
+    IntervalConfig,
     SampledCandidates,
-    TwoStage,
+    evaluate_all,
     evaluate_model,
     full_ranking,
     rank_full,
     rank_sampled,
 )
 from pixrec.evaluation.metrics import mrr, ndcg, recall
+from pixrec.scoring import TwoStage
 
 ROOT = Path(__file__).resolve().parents[1]
+EVAL = {"ks": [5, 10], "batch_users": 16, "seed": 3, "ranking": "exact",
+        "two_stage_retrievers": {"item_knn": {"k": 5}}, "two_stage_candidates": 10, "two_stage_sweep": []}
+
+
+def cfg(**over) -> EvalConfig:
+    return real_config(EvalConfig, **{**EVAL, **over})
 
 
 class Table:
@@ -133,7 +142,7 @@ def test_random_reproduces_the_closed_form_on_sampled():
     data = make_split(n, 500, [(u, u % 500) for u in range(n)])
     rng = np.random.default_rng(5)
     cands = np.stack([rng.choice(500, size=c, replace=False) for _ in range(50)])[rng.integers(50, size=n)]
-    model = make_baseline("random", data, None, np.random.default_rng(1))
+    model = make_baseline("random", FitContext(data, None, 1), {})
     ranks = rank_sampled(model, np.arange(n), cands)
     # closed form: the positive's rank is uniform on 1..21
     r = np.arange(1, c + 1)
@@ -151,7 +160,7 @@ def test_sampled_candidates_must_match_the_split():
     ok = SampledCandidates(np.array([0, 1]), np.array([[3, 1, 2], [4, 0, 2]]))
     ok.validate(data, "neg")
     stale = SampledCandidates(np.array([0, 1]), np.array([[3, 1, 2], [5, 0, 2]]))
-    with pytest.raises(ValueError, match="column 0 is not the test item"):
+    with pytest.raises(InputError, match="column 0 is not the test item"):
         stale.validate(data, "neg")
 
 
@@ -160,10 +169,10 @@ def test_sampled_candidates_must_match_the_split():
 
 def test_evaluate_model_protocols_and_cold_slice():
     data = random_split(30, 20, n_cold=3, seed=1)
-    model = make_baseline("most_popular", data, None, np.random.default_rng(0))
+    model = make_baseline("most_popular", FitContext(data, None, 0), {})
     users = data.test.users[:10]
     cands = np.concatenate([data.test.items[:10, None], np.tile(np.arange(2), (10, 1)) + 5], axis=1)
-    res = evaluate_model(model, data, SampledCandidates(users, cands), real_config(EvalConfig, ks=[5, 10]))
+    res = evaluate_model(model, data, SampledCandidates(users, cands), cfg())
     assert set(res.metrics) == {"sampled", "full", "cold"}
     assert set(res.metrics["sampled"]) >= {"recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr@10",
                                            "novelty_p", "n_users"}
@@ -189,13 +198,12 @@ def test_two_stage_scores_only_the_retrieved_candidates():
 
 def test_two_stage_sweep_with_every_item_proposed_is_exact():
     """N >= the catalogue: every unseen item is a candidate, so two-stage ranking *is* exact ranking."""
-    from pixrec.evaluation.sweep import two_stage_sweep
+    from pixrec.evaluation.two_stage import two_stage_sweep
 
     data = random_split(50, 30, n_cold=0, seed=5)
     rng = np.random.default_rng(1)
     ranker = Table(rng.standard_normal((data.n_users, data.n_items)))
-    config = real_config(EvalConfig, ks=[5, 10], batch_users=16, two_stage_retrievers=["most_popular"],
-                        two_stage_sweep=[2, 30])
+    config = cfg(two_stage_retrievers={"most_popular": {}}, two_stage_sweep=[2, 30])
     table = two_stage_sweep(ranker, data, None, config, log=lambda _: None)
     assert table["n=30"]["full"]["candidate_recall"] == 1.0
     for k in ("recall@10", "ndcg@10", "mrr@10"):
@@ -208,7 +216,33 @@ def test_two_stage_sweep_with_every_item_proposed_is_exact():
 # --- the stage, end to end -------------------------------------------------------------------------
 
 
-def _write_inputs(tmp: Path, eval_params: dict) -> dict[str, Path]:
+def test_evaluate_all_compares_every_model_with_the_best_baseline():
+    data = random_split(60, 40, n_cold=4, seed=11)
+    ctx = FitContext(data, None, 0, chosen={"random": {}, "item_knn": {"k": 5}, "most_popular": {}})
+    rng = np.random.default_rng(2)
+    shape = (data.n_users, data.n_items)
+    oracle = np.where(rng.random(shape) < 0.5, rng.random(shape), 0)
+    oracle[data.test.users, data.test.items] = 2.0  # knows the test item of every other user
+    oracle[data.test.users[::2], data.test.items[::2]] = -1.0
+    table = Table(oracle)
+    table.name = "fusion"
+    results, reference = evaluate_all(ctx, None, cfg(), IntervalConfig(200, 0.9), fusion=lambda: table,
+                                      log=lambda _: None)
+    full = {r.name: r.metrics["full"] for r in results}
+    baselines = ["random", "item_knn", "most_popular"]
+    assert reference == max(baselines, key=lambda m: full[m]["ndcg@10"])
+    assert "ndcg@10_p" not in full[reference]
+    for name, m in full.items():
+        for key in ("recall@5", "ndcg@10", "mrr@10"):
+            assert m[f"{key}_lo"] <= m[key] <= m[f"{key}_hi"], (name, key)
+        if name != reference:
+            assert m["ndcg@10_diff"] == pytest.approx(m["ndcg@10"] - full[reference]["ndcg@10"])
+            assert 0.0 <= m["ndcg@10_p"] <= 1.0
+    assert full["fusion"]["ndcg@10_diff_lo"] > 0 and full["fusion"]["ndcg@10_p"] < 1e-3  # clearly better
+    assert "coverage@10_lo" not in full["fusion"]  # a list-level figure: no per-user mean to resample
+
+
+def _write_inputs(tmp: Path, baselines: dict) -> dict[str, Path]:
     data = random_split(60, 40, n_cold=4, seed=11)
     split = write_split(data, tmp / "data" / "split")
     rng = np.random.default_rng(0)
@@ -232,73 +266,97 @@ def _write_inputs(tmp: Path, eval_params: dict) -> dict[str, Path]:
     np.save(neg / S.CAND_FILE, np.array(cands, dtype=np.int32))
     import yaml
 
-    (tmp / "params.yaml").write_text(yaml.safe_dump({"eval": eval_params, "train": {"lr": 1.0}}))
+    params = {"baselines": baselines, "train": {"lr": 1.0},
+              "eval": {**EVAL, "ks": [5, 10, 20], "intervals": {"resamples": 200, "level": 0.95}}}
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
     return {"split": split}
 
 
-def _run_stage(tmp: Path) -> subprocess.CompletedProcess:
+def _run_stage(tmp: Path, stage: str = "evaluate") -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "DVC_NO_ANALYTICS": "1"}
-    cmd = [sys.executable, "-m", "stages.evaluate", "--split", "data/split", "--embeddings",
-           "data/embeddings", "--candidates", "data/candidates", "--model", "models/fusion",
-           "--out", "data/eval", "--params", "params.yaml"]
-    return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
+    args = {"evaluate": ["--candidates", "data/candidates", "--model", "models/fusion", "--out", "data/eval"],
+            "tune": []}[stage]
+    cmd = [sys.executable, "-m", f"stages.{stage}", "--split", "data/split", "--embeddings",
+           "data/embeddings", *args, "--params", "params.yaml"]
+    return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
 
 
-EVAL_PARAMS = {
-    "ks": [5, 10, 20], "batch_users": 16,
-    "baselines": ["random", "most_popular", "item_knn", "user_knn", "ease", "content_knn"],
-    "knn_neighbours": 5, "ease_lambda": 10.0, "ease_max_gib": 1.0, "seed": 3, "ranking": "exact",
-    "two_stage_retrievers": ["item_knn"], "two_stage_candidates": 10, "two_stage_sweep": [],
+NAMES = ["random", "most_popular", "item_knn", "user_knn", "ease", "content_knn", "hybrid"]
+BASELINE_PARAMS = {
+    "names": NAMES, "seed": 3, "batch_users": 16, "valid_users": None,
+    "knobs": {"random": {}, "most_popular": {}, "item_knn": {"k": [3, 10]}, "user_knn": {"k": 5},
+              "ease": {"lam": [1.0, 10.0], "max_gib": 1.0}, "content_knn": {"image_weight": [0.0, 0.5]},
+              "hybrid": {"cf": "ease", "weight": [0.2, 0.8], "cold_bonus": 0.0}},
 }
 
 
 @pytest.mark.slow
 def test_stage_end_to_end(tmp_path):
-    _write_inputs(tmp_path, EVAL_PARAMS)
+    _write_inputs(tmp_path, BASELINE_PARAMS)
+    assert _run_stage(tmp_path, "tune").returncode == 0
     proc = _run_stage(tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "fusion: skipped" in proc.stderr  # no models/fusion in this toy project
     metrics = json.loads((tmp_path / "metrics" / "evaluate.json").read_text())
-    assert list(metrics) == sorted(EVAL_PARAMS["baselines"])  # sorted keys
-    for model, protocols in metrics.items():
+    chosen = json.loads((tmp_path / "metrics" / "tuning.json").read_text())
+    assert list(metrics) == sorted([*NAMES, "intervals"])  # sorted keys
+    reference = metrics["intervals"]["reference"]
+    assert reference == max(NAMES, key=lambda m: metrics[m]["full"]["ndcg@10"])
+    for model in NAMES:
+        protocols = metrics[model]
         assert set(protocols) == {"sampled", "full", "cold"}, model
         assert protocols["sampled"]["n_users"] == 20
         assert protocols["full"]["n_users"] == 60
         assert {"recall@5", "ndcg@20", "mrr@10", "coverage@10", "novelty@10"} <= set(protocols["full"])
         assert {"recall@5", "ndcg@10", "mrr@10", "novelty_p"} <= set(protocols["sampled"])
-        assert all(0.0 <= v <= 1.0 for k, v in protocols["full"].items() if "@" in k and "nov" not in k)
+        assert all(0.0 <= v <= 1.0 for k, v in protocols["full"].items()
+                   if "@" in k and "nov" not in k and "diff" not in k)
+        full = protocols["full"]
+        assert full["ndcg@10_lo"] <= full["ndcg@10"] <= full["ndcg@10_hi"]
+        assert ("ndcg@10_p" in protocols["full"]) == (model != reference)
     for model in ("most_popular", "item_knn", "user_knn", "ease"):  # ID-only: blind to cold items
         assert metrics[model]["cold"]["recall@20"] == 0.0
+    meta = json.loads((tmp_path / "data" / "eval" / "meta.json").read_text())
+    assert meta["chosen"] == {name: chosen[name]["chosen"] for name in NAMES}  # evaluated as tuned
     ranks = pl.read_parquet(tmp_path / "data" / "eval" / S.EVAL_RANKS_FILE)
     assert ranks.columns == [S.USER_IDX, S.ITEM_IDX, "model", "protocol", "rank"]
     n_cold = metrics["random"]["cold"]["n_users"]
-    assert ranks.height == 6 * (20 + 60 + n_cold)
+    assert ranks.height == len(NAMES) * (20 + 60 + n_cold)
     top = pl.read_parquet(tmp_path / "data" / "eval" / S.EVAL_TOP_FILE)
-    assert top.height == 6 * 60
+    assert top.height == len(NAMES) * 60
     plot = pl.read_csv(tmp_path / "metrics" / "evaluate_plot.csv")
-    assert plot.columns[:4] == ["model", "protocol", "metric", "value"]
-    assert plot.height == 6 * 3
+    assert plot.columns[:6] == ["model", "protocol", "metric", "value", "lo", "hi"]
+    assert plot.height == len(NAMES) * 3
     first = (tmp_path / "metrics" / "evaluate.json").read_bytes()
     assert _run_stage(tmp_path).returncode == 0
     assert (tmp_path / "metrics" / "evaluate.json").read_bytes() == first, "not bit-for-bit"
 
 
-def test_stage_refuses_ease_over_budget_before_fitting(tmp_path):
-    _write_inputs(tmp_path, {**EVAL_PARAMS, "ease_max_gib": 1e-6})
-    proc = _run_stage(tmp_path)
+def test_tune_refuses_ease_over_budget_before_fitting(tmp_path):
+    knobs = {**BASELINE_PARAMS["knobs"], "ease": {"lam": 1.0, "max_gib": 1e-6}}
+    _write_inputs(tmp_path, {**BASELINE_PARAMS, "knobs": knobs})
+    proc = _run_stage(tmp_path, "tune")
     assert proc.returncode == 1
-    assert "eval.ease_max_gib" in proc.stderr and "Traceback" not in proc.stderr
-    assert "fitted" not in proc.stdout  # refused before any baseline was fitted
-    assert not (tmp_path / "metrics" / "evaluate.json").exists()
+    assert "baselines.knobs.ease.max_gib" in proc.stderr and "Traceback" not in proc.stderr
+    assert "valid ndcg" not in proc.stdout  # refused before any baseline was fitted
+    assert not (tmp_path / "metrics" / "tuning.json").exists()
+
+
+def test_evaluate_needs_the_tune_stage(tmp_path):
+    _write_inputs(tmp_path, BASELINE_PARAMS)
+    proc = _run_stage(tmp_path)
+    assert proc.returncode == 1 and "run the tune stage first" in proc.stderr
 
 
 def test_eval_config_rejects_bad_values():
     from pixrec.config import ConfigError, from_mapping
 
-    with pytest.raises(ValueError, match=r"eval\.ks"):
-        real_config(EvalConfig, ks=10)
-    with pytest.raises(ValueError, match=r"eval\.ranking"):
-        real_config(EvalConfig, ranking="approximate")
+    with pytest.raises(InputError, match=r"eval\.ks"):
+        cfg(ks=10)
+    with pytest.raises(InputError, match=r"eval\.ranking"):
+        cfg(ranking="approximate")
+    with pytest.raises(InputError, match=r"eval\.two_stage_retrievers"):
+        cfg(two_stage_retrievers=["item_knn"])
     with pytest.raises(ConfigError, match="unknown key"):
-        from_mapping(EvalConfig, {"kss": [10]}, "eval")
+        from_mapping(EvalConfig, {**EVAL, "kss": [10]}, "eval")

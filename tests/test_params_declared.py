@@ -139,7 +139,14 @@ def test_values_are_typed_at_load(tmp_path):
      "params.yaml: negatives.per_positive: expected an integer, got 2.5"),
     ("split", {"split.min_user_interactions": "three"},
      "params.yaml: split.min_user_interactions: expected an integer, got 'three'"),
-    ("evaluate", {"eval.baselines": "random"}, "params.yaml: eval.baselines: expected a list, got 'random'"),
+    ("tune", {"baselines.names": "random"}, "params.yaml: baselines.names: expected a list, got 'random'"),
+    ("tune", {"baselines.knobs.item_knn.k": [10, "many"]},
+     "params.yaml: baselines.knobs.item_knn.k: expected an integer, got 'many'"),
+    ("tune", {"baselines.names": ["random", "nearest"]},
+     r"params.yaml: baselines.names: unknown baseline 'nearest'; valid names are \['als'"),
+    ("two-stage", {"eval.two_stage_retrievers.item_knn.k": "fifty"},
+     "params.yaml: eval.two_stage_retrievers.item_knn.k: expected an integer, got 'fifty'"),
+    ("evaluate", {"eval.intervals.level": "high"}, "params.yaml: eval.intervals.level: expected a number"),
     ("evaluate", {"eval.ks": [5, "ten"]}, r"params.yaml: eval.ks\[1\]: expected an integer, got 'ten'"),
     ("train", {"model.dim": 30, "model.heads": 4}, "dim divisible by heads, got dim=30 heads=4"),
     ("download", {"data.url.covers_sha256": "abc"}, "data.url.covers_sha256: 'abc' is not a sha256"),
@@ -151,9 +158,10 @@ def test_a_bad_value_is_one_line_naming_the_key(tmp_path, stage, overrides, mess
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize(("stage", "key"), [("train", "train.lr"), ("evaluate", "eval.ease_lambda"),
-                                            ("embed-text", "encoders.text.max_length"),
-                                            ("download", "data.url.items")])
+@pytest.mark.parametrize(("stage", "key"), [
+    ("train", "train.lr"), ("evaluate", "eval.seed"), ("evaluate", "eval.intervals"),
+    ("evaluate", "eval.intervals.level"), ("tune", "baselines.knobs"), ("tune", "baselines.knobs.ease.lam"),
+    ("embed-text", "encoders.text.max_length"), ("download", "data.url.items")])
 def test_a_missing_key_is_an_error_naming_it(tmp_path, stage, key):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(_without(key)))

@@ -1,9 +1,11 @@
 """Content-only nearest neighbours: the baseline that can rank cold items.
 
-Each usable embedding side (image, text) is L2-normalised per item and the sides are concatenated
-(an item missing one side gets zeros there), then re-normalised; a user's profile is the mean of
-their training items' vectors; score = cosine(profile, item) for every item, cold ones included.
-Items with no usable content on any side are unrankable (-inf).
+Each usable embedding side (image, text) is L2-normalised per item, scaled by the square root of its
+weight (``image_weight`` for the image, 1 − ``image_weight`` for the text, so a dot product weighs the
+sides' cosines by them) and the sides are concatenated (an item missing one side gets zeros there),
+then re-normalised; a user's profile is the mean of their training items' vectors; score =
+cosine(profile, item) for every item, cold ones included. Items with no usable content on any side
+of non-zero weight are unrankable (-inf). ``image_weight`` 0.5 is the unweighted concatenation.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from pixrec.baselines.base import BASELINES, Baseline, Embeddings
-from pixrec.data.dataset import SplitData
+from pixrec.baselines.base import BASELINES, Baseline, FitContext
+from pixrec.errors import InputError
 
 
 def _unit_rows(v: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -26,28 +28,34 @@ def _unit_rows(v: np.ndarray, ok: np.ndarray) -> np.ndarray:
 class ContentKNN(Baseline):
     """Cosine between the user's mean training-item content vector and every item's vector."""
 
-    def __init__(self, data: SplitData, embeddings: Embeddings | None, rng: np.random.Generator):
+    needs_embeddings = True
+
+    def __init__(self, ctx: FitContext, rng: np.random.Generator, *, image_weight: float) -> None:
+        data, embeddings = ctx.data, ctx.embeddings
         if not embeddings:
-            raise ValueError(
+            raise InputError(
                 "content_knn needs item embeddings (data/embeddings/<side>/); run the embed stages "
-                "or drop 'content_knn' from eval.baselines"
+                "or drop 'content_knn' from baselines.names"
             )
+        if not 0.0 <= image_weight <= 1.0:
+            raise InputError(f"{ctx.where}.content_knn.image_weight must be in [0, 1], got {image_weight}")
+        weight = {"image": image_weight, "text": 1.0 - image_weight}
         n = data.n_items
         parts, usable = [], np.zeros(n, dtype=bool)
         for side in sorted(embeddings):
             vectors, mask = embeddings[side]
             vectors, mask = np.asarray(vectors, dtype=np.float32), np.asarray(mask, dtype=bool)
             if vectors.ndim != 2 or vectors.shape[0] != n or mask.shape != (n,):
-                raise ValueError(
+                raise InputError(
                     f"content_knn: {side} embeddings {vectors.shape} / mask {mask.shape} do not match "
                     f"the {n} items of the split; re-run the embed stage on this split"
                 )
             ok = mask & np.isfinite(vectors).all(axis=1)
-            if ok.any():
-                parts.append(_unit_rows(vectors, ok))
+            if ok.any() and weight.get(side, 1.0) > 0:
+                parts.append(_unit_rows(vectors, ok) * np.float32(np.sqrt(weight.get(side, 1.0))))
                 usable |= ok & (np.linalg.norm(vectors, axis=1) > 0)
         if not parts:
-            raise ValueError("content_knn: no side has any usable item embedding")
+            raise InputError("content_knn: no side of non-zero weight has any usable item embedding")
         self.n_items = n
         self.unrankable = ~usable
         self.items = _unit_rows(np.concatenate(parts, axis=1), usable)  # (I, d)

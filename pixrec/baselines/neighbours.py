@@ -1,7 +1,7 @@
 """Neighbourhood baselines on the sparse binary training matrix X (n_users, n_items).
 
 Both use cosine similarity of binary vectors, |A ∩ B| / sqrt(|A| |B|), keep the top
-``knn_neighbours`` neighbours, and are sparse/block code: no per-user loop over the catalogue.
+``k`` neighbours, and are sparse/block code: no per-user loop over the catalogue.
 Items without a training interaction (cold) have no neighbours and are unrankable (-inf).
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from pixrec.baselines.base import BASELINES, Baseline, Embeddings
-from pixrec.data.dataset import SplitData
+from pixrec.baselines.base import BASELINES, Baseline, FitContext
+from pixrec.errors import InputError
 
 ITEM_BLOCK = 2048  # item rows of XᵀX computed (and pruned) at a time, bounding memory on big catalogues
 
@@ -32,6 +32,11 @@ def top_k_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
     return out
 
 
+def check_k(k: int, name: str) -> None:
+    if k < 1:
+        raise InputError(f"{name}: knob k must be >= 1, got {k}")
+
+
 def _inv_sqrt(counts: np.ndarray) -> np.ndarray:
     counts = np.asarray(counts, dtype=np.float64).ravel()
     return np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1.0)), 0.0)
@@ -45,10 +50,9 @@ class ItemKNN(Baseline):
     vote for their own neighbours.
     """
 
-    def __init__(
-        self, data: SplitData, embeddings: Embeddings | None, rng: np.random.Generator, *,
-        knn_neighbours: int,
-    ) -> None:
+    def __init__(self, ctx: FitContext, rng: np.random.Generator, *, k: int) -> None:
+        data = ctx.data
+        check_k(k, "item_knn")
         self.n_items = data.n_items
         self.unrankable = data.cold_items
         self.x = data.train_matrix.astype(np.float32)  # (U, I)
@@ -61,7 +65,7 @@ class ItemKNN(Baseline):
             c = c.tocoo()
             off_diag = c.col != c.row + s
             c = sp.csr_matrix((c.data[off_diag], (c.row[off_diag], c.col[off_diag])), shape=c.shape)
-            blocks.append(top_k_per_row(c, knn_neighbours))
+            blocks.append(top_k_per_row(c, k))
         self.sim = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, 0))  # (I, I)
 
     def score_all(self, users: np.ndarray) -> np.ndarray:
@@ -78,14 +82,13 @@ class UserKNN(Baseline):
 
     chunk = 256
 
-    def __init__(
-        self, data: SplitData, embeddings: Embeddings | None, rng: np.random.Generator, *,
-        knn_neighbours: int,
-    ) -> None:
+    def __init__(self, ctx: FitContext, rng: np.random.Generator, *, k: int) -> None:
+        data = ctx.data
+        check_k(k, "user_knn")
         self.n_items = data.n_items
         self.n_users = data.n_users
         self.unrankable = data.cold_items
-        self.k = knn_neighbours
+        self.k = k
         self.x = data.train_matrix.astype(np.float32)  # (U, I)
         self.xn = (sp.diags(_inv_sqrt(self.x.sum(axis=1)).astype(np.float32)) @ self.x).tocsr()
         self.xnt = self.xn.T.tocsr()  # (I, U)

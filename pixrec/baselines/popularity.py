@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pixrec.baselines.base import BASELINES, Baseline, Embeddings
-from pixrec.data.dataset import SplitData
+from pixrec.baselines.base import BASELINES, Baseline, FitContext
 
 
 @BASELINES.register("random")
@@ -13,8 +12,8 @@ class RandomScores(Baseline):
     """Uniform scores. Each call draws from a generator derived from the seed and the call's users,
     so a block's scores do not depend on which blocks were scored before it (bit-for-bit reruns)."""
 
-    def __init__(self, data: SplitData, embeddings: Embeddings | None, rng: np.random.Generator):
-        self.n_items = data.n_items
+    def __init__(self, ctx: FitContext, rng: np.random.Generator) -> None:
+        self.n_items = ctx.data.n_items
         self.seed = int(rng.integers(2**63))
 
     def _rng(self, users: np.ndarray, call: int) -> np.random.Generator:
@@ -32,9 +31,9 @@ class MostPopular(Baseline):
     """Score = number of *training* interactions (``SplitData.train_popularity``); a test interaction
     never counts. Items with none (cold) are unrankable: -inf."""
 
-    def __init__(self, data: SplitData, embeddings: Embeddings | None, rng: np.random.Generator):
-        self.n_items = data.n_items
-        pop = data.train_popularity
+    def __init__(self, ctx: FitContext, rng: np.random.Generator) -> None:
+        self.n_items = ctx.data.n_items
+        pop = ctx.data.train_popularity
         self.scores = np.where(pop > 0, pop.astype(np.float32), np.float32(-np.inf))  # (I,)
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:

@@ -1,25 +1,28 @@
-"""Evaluation: metric functions, the sampled / full / cold protocols, and the one evaluator."""
+"""Evaluation: metric functions, the sampled / full / cold protocols, the one evaluator, intervals and
+paired tests, and the tuning of baselines on validation."""
 
+from pixrec.evaluation.candidates import SampledCandidates
+from pixrec.evaluation.config import EvalConfig
 from pixrec.evaluation.evaluator import (
-    EvalConfig,
     ModelResult,
-    SampledCandidates,
-    TwoStage,
     evaluate_all,
+    evaluate_baselines,
     evaluate_model,
-    write_outputs,
 )
+from pixrec.evaluation.intervals import IntervalConfig
 from pixrec.evaluation.metrics import METRICS, summarise
+from pixrec.evaluation.output import write_outputs
 from pixrec.evaluation.protocols import FullRanks, full_ranking, rank_full, rank_sampled
 
 __all__ = [
     "METRICS",
     "EvalConfig",
     "FullRanks",
+    "IntervalConfig",
     "ModelResult",
     "SampledCandidates",
-    "TwoStage",
     "evaluate_all",
+    "evaluate_baselines",
     "evaluate_model",
     "full_ranking",
     "rank_full",

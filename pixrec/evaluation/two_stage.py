@@ -1,4 +1,5 @@
-"""How far two-stage ranking falls from exact ranking for the same ranker (README: two-stage table).
+"""Two-stage ranking: the ranker behind its retrievers (:func:`two_stage_ranker`), and how far it
+falls from exact ranking for the same ranker (:func:`two_stage_sweep`, README: two-stage table).
 
 For each N, the retrievers propose their top-N unseen items per user (union), the ranker re-scores
 those only; the full and cold protocols then run on that and on the exact ranking of every item.
@@ -14,11 +15,40 @@ from dataclasses import replace
 
 import numpy as np
 
+from pixrec.baselines import Baseline, Embeddings, FitContext
 from pixrec.data.dataset import SplitData
-from pixrec.evaluation.evaluator import EvalConfig, TwoStage, evaluate_model, two_stage_ranker
-from pixrec.scoring import Recommender
+from pixrec.evaluation.config import EvalConfig
+from pixrec.evaluation.evaluator import evaluate_model
+from pixrec.scoring import Recommender, TwoStage
 
 PROTOCOLS = ("full", "cold")
+
+
+def retriever_context(data: SplitData, embeddings: Embeddings | None, config: EvalConfig) -> FitContext:
+    """Where the retrievers of ``eval.two_stage_retrievers`` are fitted, at their fixed knobs."""
+    return FitContext(data, embeddings, config.seed, chosen=dict(config.two_stage_retrievers),
+                      where="eval.two_stage_retrievers")
+
+
+def two_stage_ranker(
+    ranker: Recommender,
+    data: SplitData,
+    embeddings: Embeddings | None,
+    config: EvalConfig,
+    fitted: dict[str, Baseline] | None = None,
+    log: Callable[[str], None] = print,
+) -> TwoStage:
+    """``ranker`` behind the retrievers of ``config.two_stage_retrievers`` (fitted here unless given
+    in ``fitted``), re-ranking their top ``config.two_stage_candidates`` unseen items per user."""
+    fitted = {} if fitted is None else fitted
+    ctx = retriever_context(data, embeddings, config)
+    for name in config.two_stage_retrievers:
+        if name not in fitted:
+            t0 = time.perf_counter()
+            fitted[name] = ctx.component(name)
+            log(f"{name}: fitted in {time.perf_counter() - t0:.1f} s (two-stage retriever)")
+    retrievers = [fitted[name] for name in config.two_stage_retrievers]
+    return TwoStage(ranker, retrievers, config.two_stage_candidates, exclude=data.seen_matrix)
 
 
 def candidate_recall(ts: TwoStage, users: np.ndarray, targets: np.ndarray,
@@ -34,7 +64,7 @@ def candidate_recall(ts: TwoStage, users: np.ndarray, targets: np.ndarray,
 
 
 def two_stage_sweep(
-    ranker: Recommender, data: SplitData, embeddings: dict | None, config: EvalConfig,
+    ranker: Recommender, data: SplitData, embeddings: Embeddings | None, config: EvalConfig,
     log: Callable[[str], None] = print,
 ) -> dict:
     """``{'exact': {...}, 'n=100': {...}, ...}``: full and cold metrics per ranking, the two-stage
@@ -47,7 +77,7 @@ def two_stage_sweep(
     exact = evaluate_model(ranker, data, None, config)
     out["exact"] = {p: exact.metrics[p] for p in PROTOCOLS}  # timings are logged, never stored
     log(f"exact: full ndcg@10={exact.metrics['full']['ndcg@10']:.4f} ({time.perf_counter() - t0:.1f} s)")
-    fitted: dict = {}
+    fitted: dict[str, Baseline] = {}
     users, targets = data.test.users, data.test.items
     cold = data.cold_items[targets]
     for n in config.two_stage_sweep:
