@@ -11,7 +11,7 @@ import pytest
 import yaml
 from dvc_repo import make_dvc_repo, run_dvc, set_params
 
-STAGES = ["download", "split", "embed-images", "embed-text", "negative-sample", "train", "evaluate",
+STAGES = ["download", "split", "embed-images", "embed-text", "negative-sample", "train", "tune", "evaluate",
           "two-stage", "ablate", "ablate-encoders", "ablate-summary", "report"]
 TINY = {
     "data.preset": "tiny",
@@ -19,7 +19,7 @@ TINY = {
     "train": {"epochs": 2, "patience": 2, "val_users": 50, "batch_size": 1024},
     "negatives": {"epochs": 2, "per_positive": 2},
     "ablate.variants": ["full", "no_image"],
-    "eval.baselines": ["random", "most_popular", "item_knn", "ease", "content_knn"],
+    "baselines.names": ["random", "most_popular", "item_knn", "ease", "content_knn"],
     "eval.two_stage_sweep": [5, 40],
     "report": {"scan_users": 30, "n_example_users": 2},
 }
@@ -112,7 +112,7 @@ def test_forced_rerun_writes_the_same_bytes(repo):
     """Same params, same outputs bit for bit: no timings or machine paths in what a stage writes, so
     dvc.lock (the hash of every output) does not move when stages run again."""
     before = (repo / "dvc.lock").read_text()
-    run_dvc(repo, "repro", "--force", "--single-item", "embed-text", "train", "evaluate", "two-stage")
+    run_dvc(repo, "repro", "--force", "--single-item", "embed-text", "train", "tune", "evaluate", "two-stage")
     assert (repo / "dvc.lock").read_text() == before
 
 

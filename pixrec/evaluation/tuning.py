@@ -137,13 +137,13 @@ def tune_one(
     best: tuple[float, dict[str, Any], Baseline] | None = None
     knobs = config.knobs[name]
     for point in config.points(name):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model = ctx.fit(name, point)
         ranks = rank_full(model, users, targets, ctx.data.seen_matrix, config.batch_users).ranks
         value = float(ndcg(ranks, SELECT_K).mean())
         curve[label(point, knobs)] = value
-        log(f"{name} {label(point, knobs)}: valid ndcg@{SELECT_K}={value:.4f} "
-            f"(fit + rank {time.perf_counter() - t0:.1f} s)")
+        log(f"{name} {label(point, knobs)}: valid ndcg@{SELECT_K}={value:.4f} (fit + rank "
+            f"{time.perf_counter() - t0:.1f} s wall, {time.process_time() - c0:.1f} s cpu)")
         if best is None or value > best[0]:
             best = (value, point, model)
         del model
@@ -167,11 +167,11 @@ def tune_all(
     users, targets = validation_users(view, config)
     curves, best = {}, {}
     for i, name in enumerate(config.names):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ctx.chosen[name], curves[name], model = tune_one(ctx, config, name, users, targets, log)
         best[name] = curves[name][label(ctx.chosen[name], config.knobs[name])]
-        log(f"{name}: chose {ctx.chosen[name]} (valid ndcg@{SELECT_K}={best[name]:.4f}, "
-            f"{time.perf_counter() - t0:.1f} s)")
+        log(f"{name}: chose {ctx.chosen[name]} (valid ndcg@{SELECT_K}={best[name]:.4f}; "
+            f"{time.perf_counter() - t0:.1f} s wall, {time.process_time() - c0:.1f} s cpu)")
         later = {c for n in config.names[i + 1:] for p in points[n] for c in BASELINES.get(n).components(p)}
         if name in later:
             ctx.keep(name, model)  # a later baseline is built from it: no refit

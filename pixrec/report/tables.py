@@ -20,6 +20,10 @@ MODEL_NAMES: dict[str, str] = {
     "user_knn": "User-kNN",
     "ease": "EASE",
     "content_knn": "Content-kNN",
+    "als": "ALS",
+    "bpr": "BPR",
+    "hybrid": "Hybrid (CF + content)",
+    "sasrec": "SASRec",
     "fusion": "Fusion (ours)",
 }
 VARIANT_TEXT: dict[str, str] = {
