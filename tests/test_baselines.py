@@ -225,6 +225,15 @@ def test_content_knn_needs_embeddings(toy):
         fit("content_knn", toy, None)
 
 
+def test_content_knn_weight_on_a_side_without_content_ranks_nothing(toy):
+    """A text-only dataset (every cover masked): image_weight 1 leaves nothing to rank with, so every
+    item is unrankable (tuning scores it 0 and chooses another weight), not an error."""
+    emb = toy_embeddings(toy)
+    emb["image"] = (emb["image"][0], np.zeros(toy.n_items, bool))
+    assert np.isneginf(fit("content_knn", toy, emb, image_weight=1.0).score_all(np.arange(5))).all()
+    assert np.isfinite(fit("content_knn", toy, emb, image_weight=0.0).score_all(np.arange(5))[:, 2:]).all()
+
+
 @pytest.mark.parametrize("w", [0.0, 0.3, 1.0])
 def test_content_knn_image_weight_weighs_the_sides_cosines(toy, w):
     """With every item holding both sides, score = cosine of the profile with the item, where the

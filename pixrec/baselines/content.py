@@ -54,8 +54,8 @@ class ContentKNN(Baseline):
             if ok.any() and weight.get(side, 1.0) > 0:
                 parts.append(_unit_rows(vectors, ok) * np.float32(np.sqrt(weight.get(side, 1.0))))
                 usable |= ok & (np.linalg.norm(vectors, axis=1) > 0)
-        if not parts:
-            raise InputError("content_knn: no side of non-zero weight has any usable item embedding")
+        if not parts:  # e.g. image_weight 1 on a text-only dataset: nothing to rank with (tuning
+            parts = [np.zeros((n, 1), np.float32)]  # scores it 0 and moves on): every item unrankable
         self.n_items = n
         self.unrankable = ~usable
         self.items = _unit_rows(np.concatenate(parts, axis=1), usable)  # (I, d)
