@@ -9,6 +9,7 @@ from pixrec.evaluation.intervals import (
     IntervalConfig,
     bootstrap_means,
     percentile_interval,
+    point_estimates,
     protocol_intervals,
     resample_counts,
     wilcoxon_p,
@@ -81,3 +82,10 @@ def test_protocol_intervals_fields_and_paired_difference():
 
 
 METRIC = {"recall": recall, "ndcg": ndcg}
+
+
+def test_point_estimates_drop_interval_and_paired_entries():
+    block = {"ndcg@10": 0.2, "ndcg@10_lo": 0.1, "ndcg@10_hi": 0.3, "ndcg@10_diff": -0.01,
+             "ndcg@10_diff_lo": -0.02, "ndcg@10_diff_hi": 0.0, "ndcg@10_p": 0.04, "n_users": 9,
+             "coverage@10": 0.5, "novelty_p": 0.9}
+    assert point_estimates(block) == {"ndcg@10": 0.2, "n_users": 9, "coverage@10": 0.5, "novelty_p": 0.9}

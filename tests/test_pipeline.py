@@ -11,6 +11,8 @@ import pytest
 import yaml
 from dvc_repo import make_dvc_repo, run_dvc, set_params
 
+from pixrec.evaluation.intervals import point_estimates
+
 STAGES = ["download", "split", "embed-images", "embed-text", "negative-sample", "train", "tune", "evaluate",
           "two-stage", "ablate", "ablate-encoders", "ablate-summary", "report"]
 TINY = {
@@ -39,6 +41,7 @@ def ran(output: str) -> set[str]:
 @pytest.mark.slow
 def test_repro_writes_every_metric_and_the_report(repo):
     evaluate = json.loads((repo / "metrics" / "evaluate.json").read_text())
+    assert evaluate.pop("intervals")["reference"] in TINY["baselines.names"]  # the paired tests' baseline
     assert {"random", "most_popular", "item_knn", "ease", "content_knn", "fusion"} <= set(evaluate)
     full = {m: evaluate[m]["full"]["ndcg@10"] for m in evaluate}
     # what the data's latent structure lets a method learn (measured on this tiny data: random 0.022,
@@ -57,11 +60,11 @@ def test_repro_writes_every_metric_and_the_report(repo):
     assert set(ablation) == {"full", "no_image"}
     assert ablation["no_image"]["modalities"] == ["user", "item", "tag", "counts", "text"]
     # the `full` cell is the main model (same params): reused, not retrained, same metrics
-    assert ablation["full"]["full"] == evaluate["fusion"]["full"]
+    assert ablation["full"]["full"] == point_estimates(evaluate["fusion"]["full"])
     assert ablation["full"]["train"]["reused"] and "reused" not in ablation["no_image"]["train"]
     # ... and so is the encoder grid's cell for the pipeline's own encoders (embeddings copied)
     grid = json.loads((repo / "metrics" / "ablation_encoders.json").read_text())
-    assert grid["pixel-sbert"]["full"] == evaluate["fusion"]["full"]
+    assert grid["pixel-sbert"]["full"] == point_estimates(evaluate["fusion"]["full"])
     assert (repo / "data/ablation_encoders/pixel-sbert/embeddings/text/embeddings.npy").read_bytes() == (
         repo / "data/embeddings/text/embeddings.npy").read_bytes()
     assert grid["pixel-sbert"]["encoders"]["text"]["encoder"] == "sbert"
@@ -121,7 +124,7 @@ def test_two_stage_table_brackets_exact_ranking(repo):
     """The exact row is the evaluate stage's fusion result; more candidates never lose the target."""
     table = json.loads((repo / "metrics" / "two_stage.json").read_text())
     evaluate = json.loads((repo / "metrics" / "evaluate.json").read_text())
-    assert table["exact"]["full"] == evaluate["fusion"]["full"]
+    assert table["exact"]["full"] == point_estimates(evaluate["fusion"]["full"])
     small, big = table["n=5"]["full"], table["n=40"]["full"]
     assert 0 < small["candidate_recall"] <= big["candidate_recall"] <= 1
     assert small["mean_candidates"] < big["mean_candidates"] <= 80

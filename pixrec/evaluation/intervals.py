@@ -10,6 +10,8 @@ means), and a Wilcoxon signed-rank test (scipy) on the per-user differences give
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from pixrec.config import ConfigError, section
@@ -17,6 +19,7 @@ from pixrec.evaluation.metrics import METRICS
 
 PAIRED_METRIC = ("ndcg", 10)  # the paired test's per-user metric: NDCG@10
 CHUNK = 128  # resamples per matrix product: bounds the (chunk, N) counts block
+EXTRA_KEY = re.compile(r"(_lo|_hi|_diff|@\d+_p)$")  # what intervals add beside each metric
 
 
 @section
@@ -30,6 +33,12 @@ class IntervalConfig:
         if self.resamples < 1 or not 0 < self.level < 1:
             raise ConfigError(f"eval.intervals: resamples must be >= 1 and 0 < level < 1, got "
                               f"resamples={self.resamples} level={self.level}")
+
+
+def point_estimates(block: dict[str, float]) -> dict[str, float]:
+    """A protocol block of ``metrics/evaluate.json`` without its interval and paired-test entries:
+    what a single-model evaluation (an ablation cell, the two-stage table) reports."""
+    return {k: v for k, v in block.items() if not EXTRA_KEY.search(k)}
 
 
 def resample_counts(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
