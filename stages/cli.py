@@ -13,6 +13,7 @@ STAGES: dict[str, str] = {
     "embed-text": "stages.embed_text",
     "negative-sample": "stages.negative_sample",
     "train": "stages.train",
+    "tune": "stages.tune",
     "evaluate": "stages.evaluate",
     "two-stage": "stages.two_stage",
     "ablate": "stages.ablate",
