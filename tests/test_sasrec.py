@@ -72,6 +72,7 @@ def test_scores_are_the_last_position_dot_every_item(toy):
     assert np.isneginf(model.score_all(users)[:, toy.cold_items]).all()
 
 
+@pytest.mark.slow  # trains SASRec three times (~15 s on 2 cores)
 def test_training_is_seeded_and_learns_a_sequence():
     """Every user walks 0 -> 1 -> 2 -> ... around a ring of 10 items; after training, the next item
     of each user's history is on top, and the same seed gives the same scores bit for bit."""
