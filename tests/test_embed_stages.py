@@ -105,7 +105,8 @@ def test_unknown_image_encoder_exits_1_listing_valid_names(data, tmp_path):
     params = _params(tmp_path / "params.yaml", {"name": "vgg"})
     proc = _subprocess("stages.embed_images", *_image_args(data, tmp_path / "out", params))
     assert proc.returncode == 1
-    assert "unknown image encoder 'vgg'; valid names are ['clip', 'dino', 'pixel', 'resnet']" in proc.stderr
+    valid = "['clip', 'dino', 'dino_timm', 'pixel', 'resnet']"
+    assert f"unknown image encoder 'vgg'; valid names are {valid}" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
 
 

@@ -120,7 +120,8 @@ def test_resnet_rejects_bad_checkpoint_and_hash(served, tmp_path):
 
 
 def test_unknown_names_list_the_valid_ones():
-    with pytest.raises(UnknownNameError, match=r"valid names are \['clip', 'dino', 'pixel', 'resnet'\]"):
+    valid = r"\['clip', 'dino', 'dino_timm', 'pixel', 'resnet'\]"
+    with pytest.raises(UnknownNameError, match=f"valid names are {valid}"):
         build_image_encoder(real_config(ImageEncoderConfig, name="vgg"))
     with pytest.raises(ValueError, match="resnet18"):
         build_image_encoder(real_config(ImageEncoderConfig, name="resnet", arch="resnet7", weights="random"))
@@ -196,7 +197,7 @@ def test_dino_timm_loads_file_through_pretrained_cfg_overlay(served):
     model = _seeded(lambda: timm.create_model(arch, pretrained=False, img_size=32)).eval()
     torch.save(model.state_dict(), root / "vit_tiny.pth")
     model.reset_classifier(0)
-    enc = build_image_encoder(real_config(ImageEncoderConfig, name="dino", arch=arch, image_size=32,
+    enc = build_image_encoder(real_config(ImageEncoderConfig, name="dino_timm", arch=arch, image_size=32,
                                                  weights=f"{url}/vit_tiny.pth"),
                               cache_dir=root.parent / "timm-cache")
     x = _batch(2, 32)
@@ -292,3 +293,53 @@ def test_decode_is_robust_to_modes_and_sizes(tmp_path):
         Image.new(mode, shape[::-1]).save(tmp_path / f"{mode}.jpg" if mode != "RGBA" else tmp_path / "a.png")
     for p in (tmp_path / "L.jpg", tmp_path / "a.png", tmp_path / "CMYK.jpg"):
         assert decode_cover(p, prep).shape == (32, 32, 3)
+
+
+# ----------------------------------------------------------------------------------------- errors
+
+
+def test_weights_that_are_not_a_checkpoint_are_one_input_error_naming_the_key(tmp_path):
+    from pixrec.errors import InputError
+
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(np.random.default_rng(0).bytes(4096))
+    (tmp_path / "garbage.safetensors").write_bytes(garbage.read_bytes())
+    for name, arch, weights in (("resnet", "resnet18", garbage), ("clip", "ViT-S-32", garbage),
+                                ("resnet", "resnet18", tmp_path / "garbage.safetensors"),
+                                ("dino_timm", "vit_tiny_patch16_224", garbage)):
+        with pytest.raises(InputError, match=r"^encoders\.image\.weights: could not load .* Give "
+                                             r"encoders\.image\.weights a checkpoint") as info:
+            build_image_encoder(real_config(ImageEncoderConfig, name=name, arch=arch, image_size=32,
+                                            weights=str(weights)))
+        assert "\n" not in str(info.value)
+
+
+def test_wrong_architecture_and_wrong_entry_are_input_errors(tmp_path):
+    import torchvision
+
+    from pixrec.errors import InputError
+
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(InputError, match=r"could not load timm vit_tiny_patch16_224 .*RuntimeError"):
+        build_image_encoder(real_config(ImageEncoderConfig, name="dino_timm", arch="vit_tiny_patch16_224",
+                                        image_size=32, weights=str(tmp_path / "r18.pth")))
+    with pytest.raises(InputError, match="set name: dino_timm"):
+        build_image_encoder(real_config(ImageEncoderConfig, name="dino", arch="vit_small_patch16_224.dino",
+                                        weights="random"))
+    with pytest.raises(InputError, match=r"set name: dino$"):
+        build_image_encoder(real_config(ImageEncoderConfig, name="dino_timm", arch="dino_vits16",
+                                        weights="random"))
+
+
+def test_a_bug_while_loading_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only the libraries' input errors become one line; anything else is a bug and propagates as is."""
+    import pixrec.encoders.image as image
+
+    def broken(path):
+        raise KeyError("a bug, not the user's weights")
+
+    monkeypatch.setattr(image, "load_state_dict_file", broken)
+    (tmp_path / "r.pth").write_bytes(b"x")
+    with pytest.raises(KeyError, match="a bug"):
+        build_image_encoder(real_config(ImageEncoderConfig, name="resnet", arch="resnet18",
+                                        weights=str(tmp_path / "r.pth")))

@@ -1,7 +1,8 @@
 """Item encoders: one registry per side, keyed by the names users write in ``params.yaml``.
 
 - image (``encoders.image.name``): ``pixel`` (offline default, no weights), ``resnet``
-  (torchvision), ``clip`` (open_clip), ``dino`` (DINO/DINOv2 via transformers or timm);
+  (torchvision), ``clip`` (open_clip), ``dino`` (DINO/DINOv2 via transformers), ``dino_timm``
+  (DINO and other ViTs via timm);
 - text (``encoders.text.name``): ``sbert`` (sentence-transformers), ``bert`` (transformers
   ``AutoModel`` + pooling); both default to the packaged all-MiniLM-L6-v2.
 
@@ -11,7 +12,7 @@ With internet (unset ``HF_HUB_OFFLINE``), e.g. in ``params.yaml``::
 
     encoders.image: {name: dino, arch: dino_vits16}            # facebook/dino-vits16 from the hub
     encoders.image: {name: dino, arch: dinov2_vits14}          # facebook/dinov2-small
-    encoders.image: {name: dino, arch: vit_small_patch16_224.dino}   # timm's hub weights
+    encoders.image: {name: dino_timm, arch: vit_small_patch16_224.dino}   # timm's hub weights
     encoders.image: {name: clip, arch: ViT-B-32, weights: openai}
     encoders.image: {name: resnet, arch: resnet50, weights: IMAGENET1K_V2}
     encoders.text:  {name: bert, weights: bert-base-uncased, pooling: mean}

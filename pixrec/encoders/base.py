@@ -57,8 +57,9 @@ def resolve_device(device: str) -> str:
 
 def config_meta(config: Any) -> dict[str, Any]:
     """The config as recorded in ``meta.json``: without ``device``, so a CPU run's bytes do not depend
-    on whether it was asked for ``auto`` or ``cpu`` (a CUDA run says ``device: cuda`` at top level)."""
-    return {k: v for k, v in to_mapping(config).items() if k != "device"}
+    on whether it was asked for ``auto`` or ``cpu`` (a CUDA run says ``device: cuda`` at top level).
+    Tuples become lists, as JSON reads them back (a shard's header is compared with this)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in to_mapping(config).items() if k != "device"}
 
 
 @section
@@ -236,7 +237,7 @@ def read_items(split_dir: Path, columns: Sequence[str]) -> pl.DataFrame:
     """``items.parquet`` restricted to ``columns``; checks that row i is item_idx i."""
     path = Path(split_dir) / S.ITEMS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; run the split stage first")
+        raise InputError(f"{path}: not found; run the split stage first")
     schema = pl.read_parquet_schema(path)
     wanted = list(dict.fromkeys([S.ITEM_IDX, S.ITEM_ID, *columns]))
     missing = [c for c in wanted if c not in schema]

@@ -29,6 +29,7 @@ from PIL import Image
 from torch import nn
 
 from pixrec import schema as S
+from pixrec.encoders import driver
 from pixrec.encoders import pixel as _pixel  # noqa: F401  (registers "pixel")
 from pixrec.encoders.base import (
     AUTOCAST_DTYPE,
@@ -36,26 +37,14 @@ from pixrec.encoders.base import (
     Embedded,
     ImageEncoder,
     ImageEncoderConfig,
-    MaskCounter,
     Preprocess,
-    config_meta,
-    machine_threads,
     read_items,
     resolve_device,
     warn_random,
-    write_embedded,
 )
-from pixrec.encoders.shards import (
-    RAW_FILE,
-    ROWS_FILE,
-    STATUS_FILE,
-    Shard,
-    default_shard_dir,
-    items_digest,
-    read_shards,
-    write_shard,
-)
-from pixrec.encoders.weights import WeightsError, WeightsSource, load_error, resolve
+from pixrec.encoders.driver import EmbedSide, Finalize, identity
+from pixrec.encoders.shards import RAW_FILE, STATUS_FILE, Shard, items_digest
+from pixrec.encoders.weights import WeightsError, WeightsSource, load_error, load_errors, resolve
 from pixrec.errors import InputError
 from pixrec.numerics import environment
 
@@ -65,6 +54,9 @@ REASONS = {MISSING: "no cover file", CORRUPT: "corrupt image",
            PLACEHOLDER: "placeholder cover (smaller than encoders.image.min_cover_px, or one flat colour)",
            HUGE: "cover too large to decode safely (over twice PIL's decompression-bomb limit)"}
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# what PIL raises for a bad image file (UnidentifiedImageError and truncation are OSErrors; some
+# plugins raise SyntaxError or ValueError on malformed headers); anything else is a bug
+DECODE_ERRORS = (OSError, SyntaxError, ValueError)
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 WHERE = "encoders.image"
 
@@ -127,7 +119,7 @@ class CoverDataset(torch.utils.data.Dataset):
             return self._blank(), MISSING
         except Image.DecompressionBombError:
             return self._blank(), HUGE
-        except Exception:  # any decoder failure (truncated, not an image): masked and counted
+        except DECODE_ERRORS:  # truncated, not an image: masked and counted
             return self._blank(), CORRUPT
         if (arr == arr[:1, :1]).all():  # one flat colour: a "no image" placeholder, not a cover
             return self._blank(), PLACEHOLDER
@@ -234,7 +226,7 @@ class ResNetEncoder(TorchImageEncoder):
                 bad = [k for k in missing if not k.startswith("fc.")] + list(unexpected)
                 if bad:
                     raise WeightsError(f"keys do not match {self.arch}: {bad[:8]}")
-            except Exception as exc:
+            except load_errors() as exc:
                 raise load_error(f"{WHERE}.weights", self.arch, self.source, exc) from None
         raw_dim = model.fc.in_features
         model.fc = nn.Identity()
@@ -285,7 +277,7 @@ class ClipEncoder(TorchImageEncoder):
             else:
                 model = open_clip.create_model(self.arch, pretrained=src.location, require_pretrained=True,
                                                **kwargs)
-        except Exception as exc:
+        except load_errors() as exc:
             raise load_error(f"{WHERE}.weights", f"open_clip {self.arch}", src, exc) from None
         visual = model.visual  # the text tower is not needed: keep only the image tower
         cfg = dict(getattr(visual, "preprocess_cfg", {}) or {})
@@ -317,38 +309,29 @@ DINO_ARCHS: dict[str, tuple[str, dict]] = {
 
 @IMAGE_ENCODERS.register("dino")
 class DinoEncoder(TorchImageEncoder):
-    """DINO / DINOv2 CLS token, through transformers (``arch`` a short name) or timm.
+    """DINO / DINOv2 CLS token through transformers (``ViTModel`` / ``Dinov2Model``).
 
-    transformers: ``arch`` in :data:`DINO_ARCHS`; ``weights`` a hub repo (default: the arch's
+    ``arch`` a short name of :data:`DINO_ARCHS`; ``weights`` a hub repo (default: the arch's
     ``facebook/...`` repo), a local ``save_pretrained`` directory, a URL of an archive of one, or
-    ``random``. timm: ``arch`` a timm model name (e.g. ``vit_small_patch16_224.dino``); ``weights``
-    a local file or URL (loaded with ``pretrained_cfg_overlay=dict(file=...)``), null for timm's own
-    hub weights, or ``random``.
+    ``random``. For a timm model name use ``dino_timm``.
     """
 
     def __init__(self, config: ImageEncoderConfig, cache_dir: Path | None = None) -> None:
         self.name, self.arch = "dino", config.arch or "dino_vits16"
         self.image_size = config.image_size
-        if self.arch in DINO_ARCHS:
-            self.backend = "transformers"
-            self.source = resolve(config.weights, default=DINO_ARCHS[self.arch][0],
-                                  where=f"{WHERE}.weights", cache_dir=cache_dir)
-            model, raw_dim = self._transformers()
-            prep = Preprocess(config.image_size, round(config.image_size / 0.875), "crop", "bicubic",
-                              IMAGENET_MEAN, IMAGENET_STD)
-        else:
-            import timm
+        if self.arch not in DINO_ARCHS:
+            raise InputError(f"{WHERE}.arch: {self.arch!r} is not a DINO short name {sorted(DINO_ARCHS)}; "
+                             "for a timm model (timm.list_models('*dino*')) set name: dino_timm")
+        self.source = resolve(config.weights, default=DINO_ARCHS[self.arch][0], where=f"{WHERE}.weights",
+                              cache_dir=cache_dir)
+        model = self._load()
+        # ViT needs to be told to interpolate position embeddings; Dinov2 always does
+        self._interpolate = model.config.model_type == "vit" and model.config.image_size != self.image_size
+        size = config.image_size
+        prep = Preprocess(size, round(size / 0.875), "crop", "bicubic", IMAGENET_MEAN, IMAGENET_STD)
+        self._setup(model, prep, int(model.config.hidden_size))
 
-            if not timm.is_model(self.arch):
-                raise InputError(f"{WHERE}.arch: {self.arch!r} is neither a DINO short name "
-                                 f"{sorted(DINO_ARCHS)} nor a timm model (timm.list_models('*dino*'))")
-            self.backend = "timm"
-            self.source = resolve(config.weights, default="timm", where=f"{WHERE}.weights",
-                                  cache_dir=cache_dir)
-            model, raw_dim, prep = self._timm(timm)
-        self._setup(model, prep, raw_dim)
-
-    def _transformers(self) -> tuple[nn.Module, int]:
+    def _load(self) -> nn.Module:
         from transformers import AutoConfig, AutoModel, Dinov2Config, Dinov2Model, ViTConfig, ViTModel
 
         src = self.source
@@ -357,54 +340,64 @@ class DinoEncoder(TorchImageEncoder):
                 _, shape = DINO_ARCHS[self.arch]
                 if self.arch.startswith("dinov2"):
                     cfg = Dinov2Config(image_size=self.image_size, patch_size=14, **shape)
-                    model = _random_init(lambda: Dinov2Model(cfg))
-                else:
-                    cfg = ViTConfig(image_size=self.image_size, intermediate_size=4 * shape["hidden_size"],
-                                    layer_norm_eps=1e-6, **shape)
-                    model = _random_init(lambda: ViTModel(cfg, add_pooling_layer=False))
-            else:
-                cfg = AutoConfig.from_pretrained(src.location)
-                if cfg.model_type == "vit":  # DINO v1 checkpoints carry no pooler: do not build one
-                    model = ViTModel.from_pretrained(src.location, add_pooling_layer=False)
-                else:
-                    model = AutoModel.from_pretrained(src.location)
-        except Exception as exc:
+                    return _random_init(lambda: Dinov2Model(cfg))
+                cfg = ViTConfig(image_size=self.image_size, intermediate_size=4 * shape["hidden_size"],
+                                layer_norm_eps=1e-6, **shape)
+                return _random_init(lambda: ViTModel(cfg, add_pooling_layer=False))
+            if AutoConfig.from_pretrained(src.location).model_type == "vit":
+                # DINO v1 checkpoints carry no pooler: do not build one
+                return ViTModel.from_pretrained(src.location, add_pooling_layer=False)
+            return AutoModel.from_pretrained(src.location)
+        except load_errors() as exc:
             raise load_error(f"{WHERE}.weights", f"DINO ({self.arch})", src, exc) from None
-        # ViT needs to be told to interpolate position embeddings; Dinov2 always does
-        self._interpolate = (model.config.model_type == "vit"
-                             and model.config.image_size != self.image_size)
-        return model, int(model.config.hidden_size)
-
-    def _timm(self, timm) -> tuple[nn.Module, int, Preprocess]:
-        src = self.source
-        kwargs: dict = {"img_size": self.image_size}
-        try:
-            if src.is_random:
-                model = _random_init(lambda: timm.create_model(self.arch, pretrained=False, **kwargs))
-            elif src.kind == "hub" and src.spec == "timm":
-                model = timm.create_model(self.arch, pretrained=True, **kwargs)
-            elif src.kind == "hub":
-                model = timm.create_model(self.arch, pretrained=True,
-                                          pretrained_cfg_overlay=dict(hf_hub_id=src.spec), **kwargs)
-            else:
-                # keep the checkpoint's own head so timm loads strictly, then drop the head
-                model = timm.create_model(self.arch, pretrained=True,
-                                          pretrained_cfg_overlay=dict(file=str(src.path)), **kwargs)
-        except Exception as exc:
-            raise load_error(f"{WHERE}.weights", f"timm {self.arch}", src, exc) from None
-        model.reset_classifier(0)
-        data = timm.data.resolve_model_data_config(model)
-        size = self.image_size
-        prep = Preprocess(size, int(size / data.get("crop_pct", 1.0)), "crop",
-                          data.get("interpolation", "bicubic") if data.get("interpolation") in _RESAMPLE
-                          else "bicubic", tuple(data["mean"]), tuple(data["std"]))
-        return model, int(model.num_features), prep
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.backend == "timm":
-            return self.model(x)  # pooled per the model's global_pool (CLS token for DINO ViTs)
         kwargs = {"interpolate_pos_encoding": True} if self._interpolate else {}
         return self.model(pixel_values=x, **kwargs).last_hidden_state[:, 0]
+
+
+@IMAGE_ENCODERS.register("dino_timm")
+class TimmDinoEncoder(TorchImageEncoder):
+    """A timm model's pooled features (the CLS token for DINO ViTs), e.g. ``vit_small_patch16_224.dino``.
+
+    ``weights``: a local file or URL (loaded with ``pretrained_cfg_overlay=dict(file=...)``), a hub
+    repo, null for timm's own hub weights, or ``random``.
+    """
+
+    def __init__(self, config: ImageEncoderConfig, cache_dir: Path | None = None) -> None:
+        import timm
+
+        self.name, self.arch = "dino_timm", config.arch or "vit_small_patch16_224.dino"
+        if not timm.is_model(self.arch):
+            raise InputError(f"{WHERE}.arch: {self.arch!r} is not a timm model (see "
+                             f"timm.list_models('*dino*')); for a DINO short name {sorted(DINO_ARCHS)} "
+                             "set name: dino")
+        self.source = resolve(config.weights, default="timm", where=f"{WHERE}.weights", cache_dir=cache_dir)
+        model = self._load(timm, config.image_size)
+        model.reset_classifier(0)
+        data = timm.data.resolve_model_data_config(model)
+        size = config.image_size
+        interpolation = data.get("interpolation") if data.get("interpolation") in _RESAMPLE else "bicubic"
+        prep = Preprocess(size, int(size / data.get("crop_pct", 1.0)), "crop", interpolation,
+                          tuple(data["mean"]), tuple(data["std"]))
+        self._setup(model, prep, int(model.num_features))
+
+    def _load(self, timm, image_size: int) -> nn.Module:
+        src = self.source
+        kwargs: dict = {"img_size": image_size}
+        try:
+            if src.is_random:
+                return _random_init(lambda: timm.create_model(self.arch, pretrained=False, **kwargs))
+            if src.kind == "hub" and src.spec == "timm":
+                return timm.create_model(self.arch, pretrained=True, **kwargs)
+            if src.kind == "hub":
+                return timm.create_model(self.arch, pretrained=True,
+                                         pretrained_cfg_overlay=dict(hf_hub_id=src.spec), **kwargs)
+            # keep the checkpoint's own head so timm loads strictly, then drop the head
+            overlay = dict(file=str(src.path))
+            return timm.create_model(self.arch, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
+        except load_errors() as exc:
+            raise load_error(f"{WHERE}.weights", f"timm {self.arch}", src, exc) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -467,7 +460,7 @@ def encode_covers(
 def _cover_paths(items: pl.DataFrame, raw_dir: Path) -> list[str | None]:
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
-        raise FileNotFoundError(f"{raw_dir}: raw data directory not found (expected the PixelRec layout)")
+        raise InputError(f"{raw_dir}: raw data directory not found (expected the PixelRec layout)")
     return [None if p is None else str(raw_dir / p) for p in items[S.COVER_PATH].to_list()]
 
 
@@ -479,95 +472,76 @@ def _check_readable(paths: list[str | None], status: np.ndarray, raw_dir: Path) 
                          f"read (e.g. {listed[0]}); is --raw the directory the split was made from?")
 
 
-def _environment(encoder: ImageEncoder) -> dict:
-    """What the vectors depend on beyond config and covers; shards must agree on it."""
-    env = {
-        "encoder": encoder.name,
-        "arch": encoder.arch,
-        "weights": encoder.source.as_meta(),
-        "random_weights": encoder.random_weights,
-        "preprocess": asdict(encoder.preprocess),
-        **environment(),  # package versions and CPU kernel settings
-    }
-    if encoder.device != "cpu":  # CPU outputs keep their bytes: no device key there
-        env |= {"device": encoder.device, "autocast": AUTOCAST_DTYPE}
-    return env
+class ImageSide(EmbedSide):
+    """The image side for the driver: covers in item_idx order, masked by decode status."""
 
+    side, where, rate_key, arrays = "image", WHERE, "items_per_s", (RAW_FILE, STATUS_FILE)
 
-def _finish(
-    items: pl.DataFrame, raw: np.ndarray, status: np.ndarray, env: dict, config: ImageEncoderConfig,
-    finalize, timings: dict,
-) -> Embedded:
-    """Global step on all items (``raw`` float32 (n, raw_dim), ``status`` int8 (n,)) -> Embedded.
+    def __init__(self, items: pl.DataFrame, raw_dir: Path | None, config: ImageEncoderConfig) -> None:
+        self.items, self.raw_dir, self.config = items, raw_dir, config  # raw_dir: None at a merge
 
-    Shared by the single-process run and the shard merge, so both write the same bytes.
-    """
-    usable = np.isin(status, USABLE)
-    fit = usable & (items[S.N_TRAIN].to_numpy() > 0)
-    t2 = time.perf_counter()
-    vectors, extra = finalize(raw, usable, fit)
-    vectors[~usable] = 0.0
-    t_finalize = time.perf_counter() - t2
+    def order(self) -> np.ndarray:
+        return np.arange(self.items.height, dtype=np.int64)
 
-    ids = items[S.ITEM_ID].to_numpy()
-    masked = MaskCounter()
-    for code, reason in REASONS.items():
-        masked.add(reason, ids[status == code].tolist())
-    n = items.height
-    t_encode = timings.get("encode")
-    meta = {
-        "side": "image",
-        **env,
-        "config": config_meta(config),
-        "dim": int(vectors.shape[1]),
-        "n_items": n,
-        "n_usable": int(usable.sum()),
-        "n_masked": int(n - usable.sum()),
-        "masked": masked.as_dict(),
-        "timings_s": {**timings, "finalize": t_finalize},
-        "items_per_s": n / t_encode if t_encode else None,
-        "torch_threads": torch.get_num_threads(),
-    }
-    reduced = status == REDUCED
-    if reduced.any():  # usable, so not in "masked"; the key only when present (stable meta)
-        meta["decoded_reduced"] = {"reason": "huge cover (over PIL's ~89 Mpx limit) decoded at reduced "
-                                   "scale", "n": int(reduced.sum()), "items": ids[reduced][:10].tolist()}
-    if extra:
-        meta[env["encoder"]] = extra
-    if env["random_weights"]:
-        warn_random(f"{WHERE} {env['encoder']}")
-    return Embedded(vectors, usable, meta)
+    def digest(self) -> str:
+        return items_digest(self.items[S.ITEM_ID], self.items[S.COVER_PATH])
+
+    def build(self, cache_dir: Path | None) -> ImageEncoder:
+        return build_image_encoder(self.config, cache_dir)
+
+    def encode(self, encoder: ImageEncoder, rows: np.ndarray, progress: bool) -> tuple[dict, dict]:
+        paths = _cover_paths(self.items, self.raw_dir)
+        mine = [paths[i] for i in rows]
+        raw, status, loop = encode_covers(encoder, mine, self.config.batch_size, self.config.num_workers,
+                                          progress, min_px=self.config.min_cover_px)
+        _check_readable(mine, status, self.raw_dir)
+        return {RAW_FILE: raw, STATUS_FILE: status}, loop
+
+    def environment(self, encoder: ImageEncoder) -> dict:
+        env = {
+            "encoder": encoder.name,
+            "arch": encoder.arch,
+            "weights": encoder.source.as_meta(),
+            "random_weights": encoder.random_weights,
+            "preprocess": asdict(encoder.preprocess),
+            **environment(),  # package versions and CPU kernel settings
+        }
+        if encoder.device != "cpu":  # CPU outputs keep their bytes: no device key there
+            env |= {"device": encoder.device, "autocast": AUTOCAST_DTYPE}
+        return env
+
+    def masking(self, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        status = arrays[STATUS_FILE]
+        return np.isin(status, USABLE), {reason: status == code for code, reason in REASONS.items()}
+
+    def extra_meta(self, arrays: dict[str, np.ndarray]) -> dict:
+        reduced = arrays[STATUS_FILE] == REDUCED
+        if not reduced.any():  # usable, so not in "masked"; the key only when present (stable meta)
+            return {}
+        ids = self.items[S.ITEM_ID].to_numpy()
+        return {"decoded_reduced": {"reason": "huge cover (over PIL's ~89 Mpx limit) decoded at reduced "
+                                    "scale", "n": int(reduced.sum()), "items": ids[reduced][:10].tolist()}}
+
+    def finalizer(self, encoder: ImageEncoder | None, cache_dir: Path | None) -> Finalize:
+        """The encoder's ``finalize``, fitted on training items with a usable cover. At a merge a global
+        finalize (pixel: scaling + PCA) needs the encoder; building a pixel encoder is free, and
+        encoders without one (the neural ones) are not loaded at all."""
+        if encoder is None:
+            cls = IMAGE_ENCODERS.get(self.config.name)
+            if cls.finalize is ImageEncoder.finalize:
+                return identity
+            encoder = cls(replace(self.config, device="cpu"), cache_dir)
+        trained = self.items[S.N_TRAIN].to_numpy() > 0
+        return lambda raw, usable: encoder.finalize(raw, usable, usable & trained)
 
 
 def embed_images(
-    items: pl.DataFrame,
-    raw_dir: Path,
-    config: ImageEncoderConfig,
-    *,
-    cache_dir: Path | None = None,
-    progress: bool = True,
-    encoder: ImageEncoder | None = None,
+    items: pl.DataFrame, raw_dir: Path, config: ImageEncoderConfig, *, cache_dir: Path | None = None,
+    progress: bool = True, encoder: ImageEncoder | None = None,
 ) -> Embedded:
     """Embed every item's cover. ``items``: item_idx order, with item_id, cover_path, n_train."""
-    t0 = time.perf_counter()
-    torch.set_num_threads(machine_threads())
-    encoder = encoder or build_image_encoder(config, cache_dir)
-    t_load = time.perf_counter() - t0
-
-    paths = _cover_paths(items, raw_dir)
-    t1 = time.perf_counter()
-    raw, status, loop = encode_covers(encoder, paths, config.batch_size, config.num_workers, progress,
-                                      min_px=config.min_cover_px)
-    t_encode = time.perf_counter() - t1
-    _check_readable(paths, status, raw_dir)
-    timings = {"load_model": t_load, "encode": t_encode, **{f"encode.{k}": v for k, v in loop.items()}}
-    return _finish(items, raw, status, _environment(encoder), config, encoder.finalize, timings)
-
-
-def _shard_expected(items: pl.DataFrame, config: ImageEncoderConfig) -> dict:
-    """What a shard's ``shard.json`` must say for this config and items table."""
-    return {"side": "image", "config": config_meta(config),
-            "items": items_digest(items[S.ITEM_ID], items[S.COVER_PATH])}
+    return driver.embed(ImageSide(items, raw_dir, config), cache_dir=cache_dir, progress=progress,
+                        encoder=encoder)
 
 
 def embed_image_shard(
@@ -575,27 +549,8 @@ def embed_image_shard(
     *, cache_dir: Path | None = None, progress: bool = True, encoder: ImageEncoder | None = None,
 ) -> dict:
     """Encode this shard's batches (raw, pre-finalize features) into ``shard_dir``; returns its header."""
-    t0 = time.perf_counter()
-    torch.set_num_threads(machine_threads())
-    encoder = encoder or build_image_encoder(config, cache_dir)
-    paths = _cover_paths(items, raw_dir)
-    rows = shard.rows(np.arange(items.height), config.batch_size)
-    mine = [paths[i] for i in rows]
-    t1 = time.perf_counter()
-    raw, status, loop = encode_covers(encoder, mine, config.batch_size, config.num_workers, progress,
-                                      min_px=config.min_cover_px)
-    t_encode = time.perf_counter() - t1
-    _check_readable(mine, status, raw_dir)
-    header = {**_shard_expected(items, config), "env": _environment(encoder), "n_rows": len(rows),
-              "timings_s": {"load_model": t1 - t0, "encode": t_encode, **loop},
-              "items_per_s": len(rows) / t_encode if t_encode > 0 else None,
-              "torch_threads": torch.get_num_threads()}
-    path = write_shard(shard_dir, shard, header, {ROWS_FILE: rows, RAW_FILE: raw, STATUS_FILE: status})
-    return {**header, "shard": shard.index, "of": shard.count, "path": str(path)}
-
-
-def _identity(vectors: np.ndarray, usable: np.ndarray, fit: np.ndarray) -> tuple[np.ndarray, dict]:
-    return vectors, {}
+    return driver.embed_shard(ImageSide(items, raw_dir, config), shard, shard_dir, cache_dir=cache_dir,
+                              progress=progress, encoder=encoder)
 
 
 def merge_image_shards(
@@ -603,23 +558,7 @@ def merge_image_shards(
     *, cache_dir: Path | None = None,
 ) -> Embedded:
     """Concatenate shards ``0..count-1`` row-aligned with ``items``, then finalize as one run would."""
-    shards = read_shards(shard_dir, count, _shard_expected(items, config),
-                         lambda s: s.rows(np.arange(items.height), config.batch_size),
-                         (RAW_FILE, STATUS_FILE))
-    head0, first = shards[0]
-    raw = np.zeros((items.height, first[RAW_FILE].shape[1]), dtype=np.float32)
-    status = np.zeros(items.height, dtype=np.int8)
-    for _, data in shards:
-        raw[data[ROWS_FILE]] = data[RAW_FILE]
-        status[data[ROWS_FILE]] = data[STATUS_FILE]
-    cls = IMAGE_ENCODERS.get(config.name)
-    # a global finalize (pixel: scaling + PCA) needs the encoder; building a pixel encoder is free,
-    # and encoders without one (the neural ones) are not loaded at all
-    finalize = (_identity if cls.finalize is ImageEncoder.finalize
-                else cls(replace(config, device="cpu"), cache_dir).finalize)
-    encode_s = max((h["timings_s"]["encode"] for h, _ in shards), default=0.0)
-    return _finish(items, raw, status, head0["env"], config, finalize,
-                   {"encode": encode_s, "shards": count})
+    return driver.merge_shards(ImageSide(items, None, config), count, shard_dir, cache_dir=cache_dir)
 
 
 def run_embed_images(
@@ -627,25 +566,13 @@ def run_embed_images(
     *, cache_dir: Path | None = None, progress: bool = True,
     shard: Shard | None = None, merge: int | None = None, shard_dir: Path | None = None,
 ) -> dict:
-    """The embed-images stage: read ``items.parquet``, embed, write ``out_dir`` atomically.
-
-    ``shard``: embed only that shard into ``shard_dir`` (default ``<out_dir>.shards``) and return
-    its header; ``merge``: merge that many shards from ``shard_dir`` into ``out_dir``.
-    """
+    """The embed-images stage: read ``items.parquet``, embed (all, a shard, or merge), write ``out_dir``."""
     IMAGE_ENCODERS.get(config.name)  # fail on an unknown name before reading anything
     items = read_items(split_dir, [S.COVER_PATH, S.N_TRAIN])
-    shard_dir = Path(shard_dir) if shard_dir is not None else default_shard_dir(out_dir)
-    if shard is not None:
-        return embed_image_shard(items, raw_dir, config, shard, shard_dir, cache_dir=cache_dir,
-                                 progress=progress)
-    if merge is not None:
-        result = merge_image_shards(items, config, merge, shard_dir, cache_dir=cache_dir)
-    else:
-        result = embed_images(items, raw_dir, config, cache_dir=cache_dir, progress=progress)
-    write_embedded(result, out_dir)
-    return result.meta
+    return driver.run(ImageSide(items, raw_dir, config), out_dir, cache_dir=cache_dir, progress=progress,
+                      shard=shard, merge=merge, shard_dir=shard_dir)
 
 
-__all__ = ["DINO_ARCHS", "CoverDataset", "build_image_encoder", "decode_cover", "embed_image_shard",
-           "embed_images", "encode_covers", "load_state_dict_file", "merge_image_shards",
-           "run_embed_images"]
+__all__ = ["DINO_ARCHS", "CoverDataset", "ImageSide", "build_image_encoder", "decode_cover",
+           "embed_image_shard", "embed_images", "encode_covers", "load_state_dict_file",
+           "merge_image_shards", "run_embed_images"]

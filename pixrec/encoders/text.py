@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,29 +19,19 @@ import polars as pl
 import torch
 
 from pixrec import schema as S
+from pixrec.encoders import driver
 from pixrec.encoders.base import (
     AUTOCAST_DTYPE,
     TEXT_ENCODERS,
     Embedded,
-    MaskCounter,
     TextEncoder,
     TextEncoderConfig,
-    config_meta,
-    machine_threads,
     read_items,
     resolve_device,
-    write_embedded,
 )
-from pixrec.encoders.shards import (
-    RAW_FILE,
-    ROWS_FILE,
-    Shard,
-    default_shard_dir,
-    items_digest,
-    read_shards,
-    write_shard,
-)
-from pixrec.encoders.weights import WeightsError, load_error, resolve
+from pixrec.encoders.driver import EmbedSide
+from pixrec.encoders.shards import RAW_FILE, Shard, items_digest
+from pixrec.encoders.weights import WeightsError, load_error, load_errors, resolve
 from pixrec.errors import InputError
 from pixrec.numerics import environment
 
@@ -70,7 +59,7 @@ def item_texts(items: pl.DataFrame, fields: tuple[str, ...]) -> pl.Series:
     """Utf8 (n_items,): the cleaned fields joined by :data:`SEPARATOR`, null when all are empty."""
     missing = [f for f in fields if f not in items.columns]
     if missing:
-        raise ValueError(f"items table lacks text column(s) {missing}")
+        raise InputError(f"items table lacks text column(s) {missing}")
     joined = pl.concat_str([clean_text(pl.col(f)) for f in fields], separator=SEPARATOR, ignore_nulls=True)
     text = pl.when(joined.str.len_chars() > 0).then(joined).otherwise(None)
     return items.select(text.alias("text"))["text"]
@@ -125,7 +114,7 @@ class SbertEncoder(TextEncoder):
         self.device = resolve_device(config.device)
         try:
             self.model = SentenceTransformer(self.source.location, device=self.device)
-        except Exception as exc:
+        except load_errors() as exc:
             raise load_error(f"{WHERE}.weights", "a sentence-transformers model", self.source, exc) from None
         self.model.eval()
         first = self.model[0]
@@ -158,7 +147,7 @@ class BertEncoder(TextEncoder):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.source.location)
             self.model = AutoModel.from_pretrained(self.source.location).eval().to(self.device)
-        except Exception as exc:
+        except load_errors() as exc:
             raise load_error(f"{WHERE}.weights", "a transformers model", self.source, exc) from None
         _check_length(config.max_length, getattr(self.model.config, "max_position_embeddings", None),
                       self.source.spec)
@@ -202,22 +191,6 @@ def length_order(texts: pl.Series) -> np.ndarray:
     return order[lengths[order] >= 0]
 
 
-def _environment(encoder: TextEncoder) -> dict:
-    """What the vectors depend on beyond config and texts; shards must agree on it."""
-    env = {
-        "encoder": encoder.name,
-        "weights": encoder.source.as_meta() | _package(encoder.source),
-        "random_weights": False,
-        "model": encoder.describe(),
-        "separator": SEPARATOR,
-        "dim": encoder.dim,
-        **environment(),  # package versions and CPU kernel settings
-    }
-    if encoder.device != "cpu":  # CPU outputs keep their bytes: no device key there
-        env |= {"device": encoder.device, "autocast": AUTOCAST_DTYPE}
-    return env
-
-
 def _encode_batches(
     encoder: TextEncoder, values: list[str | None], batches: list[np.ndarray], progress: bool
 ) -> np.ndarray:
@@ -235,60 +208,53 @@ def _encode_batches(
     return out
 
 
-def _finish(
-    items: pl.DataFrame, texts: pl.Series, vectors: np.ndarray, env: dict, config: TextEncoderConfig,
-    timings: dict, n_texts: int,
-) -> Embedded:
-    """``vectors`` float32 (n_items, dim), zero where there is no text -> Embedded (single run and merge)."""
-    usable = texts.is_not_null().to_numpy()
-    masked = MaskCounter()
-    masked.add(EMPTY_TEXT, items[S.ITEM_ID].to_numpy()[~usable].tolist())
-    n = items.height
-    t_encode = timings.get("encode")
-    meta = {
-        "side": "text",
-        **env,
-        "config": config_meta(config) | {"fields": list(config.fields)},
-        "n_items": n,
-        "n_usable": int(usable.sum()),
-        "n_masked": int(n - usable.sum()),
-        "masked": masked.as_dict(),
-        "timings_s": timings,
-        "texts_per_s": n_texts / t_encode if t_encode else None,
-        "torch_threads": torch.get_num_threads(),
-    }
-    return Embedded(vectors, usable, meta)
+class TextSide(EmbedSide):
+    """The text side for the driver: non-empty texts longest first, empty ones masked."""
+
+    side, where, rate_key, arrays = "text", WHERE, "texts_per_s", (RAW_FILE,)
+
+    def __init__(self, items: pl.DataFrame, config: TextEncoderConfig) -> None:
+        self.items, self.config = items, config
+        self.texts = item_texts(items, tuple(config.fields))
+
+    def order(self) -> np.ndarray:
+        return length_order(self.texts)
+
+    def digest(self) -> str:
+        return items_digest(self.items[S.ITEM_ID], self.texts)
+
+    def build(self, cache_dir: Path | None) -> TextEncoder:
+        return build_text_encoder(self.config, cache_dir)
+
+    def encode(self, encoder: TextEncoder, rows: np.ndarray, progress: bool) -> tuple[dict, dict]:
+        batches = Shard(0, 1).batches(rows, self.config.batch_size)  # rows are whole batches already
+        return {RAW_FILE: _encode_batches(encoder, self.texts.to_list(), batches, progress)}, {}
+
+    def environment(self, encoder: TextEncoder) -> dict:
+        env = {
+            "encoder": encoder.name,
+            "weights": encoder.source.as_meta() | _package(encoder.source),
+            "random_weights": False,
+            "model": encoder.describe(),
+            "separator": SEPARATOR,
+            "dim": encoder.dim,
+            **environment(),  # package versions and CPU kernel settings
+        }
+        if encoder.device != "cpu":  # CPU outputs keep their bytes: no device key there
+            env |= {"device": encoder.device, "autocast": AUTOCAST_DTYPE}
+        return env
+
+    def masking(self, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        usable = self.texts.is_not_null().to_numpy()
+        return usable, {EMPTY_TEXT: ~usable}
 
 
 def embed_texts(
-    items: pl.DataFrame,
-    config: TextEncoderConfig,
-    *,
-    cache_dir: Path | None = None,
-    progress: bool = True,
+    items: pl.DataFrame, config: TextEncoderConfig, *, cache_dir: Path | None = None, progress: bool = True,
     encoder: TextEncoder | None = None,
 ) -> Embedded:
     """Embed every item's text. ``items``: item_idx order, with item_id and the ``fields``."""
-    t0 = time.perf_counter()
-    torch.set_num_threads(machine_threads())
-    encoder = encoder or build_text_encoder(config, cache_dir)
-    t_load = time.perf_counter() - t0
-
-    texts = item_texts(items, tuple(config.fields))
-    order = length_order(texts)
-    vectors = np.zeros((items.height, encoder.dim), dtype=np.float32)
-    t1 = time.perf_counter()
-    vectors[order] = _encode_batches(encoder, texts.to_list(), Shard(0, 1).batches(order, config.batch_size),
-                                     progress)
-    t_encode = time.perf_counter() - t1
-    return _finish(items, texts, vectors, _environment(encoder), config,
-                   {"load_model": t_load, "encode": t_encode}, len(order))
-
-
-def _shard_expected(items: pl.DataFrame, texts: pl.Series, config: TextEncoderConfig) -> dict:
-    """What a shard's ``shard.json`` must say for this config and items table."""
-    return {"side": "text", "config": config_meta(config) | {"fields": list(config.fields)},
-            "items": items_digest(items[S.ITEM_ID], texts)}
+    return driver.embed(TextSide(items, config), cache_dir=cache_dir, progress=progress, encoder=encoder)
 
 
 def embed_text_shard(
@@ -296,38 +262,15 @@ def embed_text_shard(
     *, cache_dir: Path | None = None, progress: bool = True, encoder: TextEncoder | None = None,
 ) -> dict:
     """Encode this shard's batches of the global length order into ``shard_dir``; returns its header."""
-    t0 = time.perf_counter()
-    torch.set_num_threads(machine_threads())
-    encoder = encoder or build_text_encoder(config, cache_dir)
-    texts = item_texts(items, tuple(config.fields))
-    batches = shard.batches(length_order(texts), config.batch_size)
-    t1 = time.perf_counter()
-    vectors = _encode_batches(encoder, texts.to_list(), batches, progress)
-    t_encode = time.perf_counter() - t1
-    header = {**_shard_expected(items, texts, config), "env": _environment(encoder), "n_rows": len(vectors),
-              "timings_s": {"load_model": t1 - t0, "encode": t_encode},
-              "items_per_s": len(vectors) / t_encode if t_encode > 0 else None,
-              "torch_threads": torch.get_num_threads()}
-    rows = np.concatenate(batches).astype(np.int64) if batches else np.zeros(0, dtype=np.int64)
-    path = write_shard(shard_dir, shard, header, {ROWS_FILE: rows, RAW_FILE: vectors})
-    return {**header, "shard": shard.index, "of": shard.count, "path": str(path)}
+    return driver.embed_shard(TextSide(items, config), shard, shard_dir, cache_dir=cache_dir,
+                              progress=progress, encoder=encoder)
 
 
 def merge_text_shards(
     items: pl.DataFrame, config: TextEncoderConfig, count: int, shard_dir: Path
 ) -> Embedded:
     """Concatenate shards ``0..count-1`` row-aligned with ``items``: the single run's output."""
-    texts = item_texts(items, tuple(config.fields))
-    order = length_order(texts)
-    shards = read_shards(shard_dir, count, _shard_expected(items, texts, config),
-                         lambda s: s.rows(order, config.batch_size), (RAW_FILE,))
-    head0, first = shards[0]
-    vectors = np.zeros((items.height, first[RAW_FILE].shape[1]), dtype=np.float32)
-    for _, data in shards:
-        vectors[data[ROWS_FILE]] = data[RAW_FILE]
-    encode_s = max((h["timings_s"]["encode"] for h, _ in shards), default=0.0)
-    return _finish(items, texts, vectors, head0["env"], config, {"encode": encode_s, "shards": count},
-                   len(order))
+    return driver.merge_shards(TextSide(items, config), count, shard_dir)
 
 
 def run_embed_text(
@@ -335,23 +278,23 @@ def run_embed_text(
     *, cache_dir: Path | None = None, progress: bool = True,
     shard: Shard | None = None, merge: int | None = None, shard_dir: Path | None = None,
 ) -> dict:
-    """The embed-text stage: read ``items.parquet``, embed, write ``out_dir`` atomically.
-
-    ``shard``: embed only that shard into ``shard_dir`` (default ``<out_dir>.shards``) and return
-    its header; ``merge``: merge that many shards from ``shard_dir`` into ``out_dir``.
-    """
+    """The embed-text stage: read ``items.parquet``, embed (all, a shard, or merge), write ``out_dir``."""
     TEXT_ENCODERS.get(config.name)  # fail on an unknown name before reading anything
     items = read_items(split_dir, list(config.fields))
-    shard_dir = Path(shard_dir) if shard_dir is not None else default_shard_dir(out_dir)
-    if shard is not None:
-        return embed_text_shard(items, config, shard, shard_dir, cache_dir=cache_dir, progress=progress)
-    if merge is not None:
-        result = merge_text_shards(items, config, merge, shard_dir)
-    else:
-        result = embed_texts(items, config, cache_dir=cache_dir, progress=progress)
-    write_embedded(result, out_dir)
-    return result.meta
+    return driver.run(TextSide(items, config), out_dir, cache_dir=cache_dir, progress=progress,
+                      shard=shard, merge=merge, shard_dir=shard_dir)
 
 
-__all__ = ["SEPARATOR", "build_text_encoder", "clean_text", "embed_text_shard", "embed_texts", "item_texts",
-           "length_order", "merge_text_shards", "packaged_minilm", "run_embed_text"]
+__all__ = [
+    "SEPARATOR",
+    "TextSide",
+    "build_text_encoder",
+    "clean_text",
+    "embed_text_shard",
+    "embed_texts",
+    "item_texts",
+    "length_order",
+    "merge_text_shards",
+    "packaged_minilm",
+    "run_embed_text",
+]

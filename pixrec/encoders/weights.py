@@ -166,15 +166,32 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
+def load_errors() -> tuple[type[BaseException], ...]:
+    """What the model libraries raise for the user's weights, to turn into one line naming the key.
+
+    A missing file, an unreachable URL or an offline hub name (OSError; huggingface_hub's errors are
+    OSErrors), a file that is not a checkpoint (pickle / safetensors errors, EOFError), the wrong
+    architecture (RuntimeError from ``load_state_dict``, ValueError from a transformers config), and
+    our own :class:`WeightsError`. Anything else is a bug and keeps its traceback.
+    """
+    import pickle
+
+    from safetensors import SafetensorError
+
+    return (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, SafetensorError)
+
+
 def load_error(where: str, what: str, source: WeightsSource, exc: BaseException) -> WeightsError:
-    """A :class:`WeightsError` for a failed load, with the hint an offline user needs."""
-    hint = ""
+    """A :class:`WeightsError` for a failed load, with what to do about it."""
     if source.kind == "hub":
         hint = (" If this machine is offline (HF_HUB_OFFLINE=1, no model hub), set the weights to a "
                 "local file/directory or an http(s) URL you can reach.")
+    else:
+        hint = (f" Give {where} a checkpoint of {what} (a local file or directory, an http(s) URL or a "
+                "hub name), or change the architecture to match the checkpoint.")
     return WeightsError(f"{where}: could not load {what} from {source.kind} weights "
                         f"{source.spec!r}: {first_line(exc)}.{hint}")
 
 
 __all__ = ["RANDOM", "WeightsError", "WeightsSource", "default_cache_dir", "fetch_url", "is_url",
-           "resolve", "sha256_file"]
+           "load_error", "load_errors", "resolve", "sha256_file"]
