@@ -23,13 +23,13 @@ CAPTIONS = [
 
 
 @pytest.fixture(scope="module")
-def sbert():
-    return build_text_encoder(real_config(TextEncoderConfig, name="sbert"))
+def sbert():  # fp32: the reference the other backends are compared with
+    return build_text_encoder(real_config(TextEncoderConfig, name="sbert", backend="torch"))
 
 
 @pytest.fixture(scope="module")
 def bert():
-    return build_text_encoder(real_config(TextEncoderConfig, name="bert", pooling="mean"))
+    return build_text_encoder(real_config(TextEncoderConfig, name="bert", pooling="mean", backend="torch"))
 
 
 def test_packaged_minilm_through_both_entries(sbert, bert):
@@ -49,7 +49,7 @@ def test_similar_captions_are_closer(sbert):
 
 
 def test_cls_pooling_differs_and_a_local_dir_loads(sbert):
-    cls = build_text_encoder(real_config(TextEncoderConfig, name="bert", pooling="cls",
+    cls = build_text_encoder(real_config(TextEncoderConfig, name="bert", pooling="cls", backend="torch",
                                          weights=packaged_minilm()))
     assert cls.source.kind == "local"
     out = cls.encode(CAPTIONS[:2])
@@ -75,7 +75,7 @@ def test_embed_texts_masks_empty_items_and_is_deterministic(sbert):
         "tag": ["fashion", None, "cars", None, "food"],
         "description": ["long " * 300, None, None, " \t ", None],  # item 0 is truncated at max_length
     })
-    cfg = real_config(TextEncoderConfig, name="sbert", batch_size=2, max_length=32)
+    cfg = real_config(TextEncoderConfig, name="sbert", batch_size=2, max_length=32, backend="torch")
     first = embed_texts(items, cfg, encoder=sbert, progress=False)
     second = embed_texts(items, cfg, encoder=sbert, progress=False)
     assert first.mask.tolist() == [True, False, True, False, True]
@@ -104,3 +104,36 @@ def test_hub_name_offline_fails_fast_with_a_hint():
     with pytest.raises(WeightsError, match="offline"):
         build_text_encoder(real_config(TextEncoderConfig, name="bert", weights="bert-base-uncased"))
     assert time.perf_counter() - t < 10
+
+
+@pytest.mark.slow
+def test_onnx_and_bf16_backends_track_fp32_and_are_deterministic(sbert):
+    """The exported graph is the torch model (fp32: rounding only); int8 and bf16 stay close; each
+    backend gives the same bytes from a fresh build (the ONNX export is redone at run time)."""
+    items = pl.DataFrame({"item_idx": np.arange(4, dtype=np.int32), "item_id": ["a", "b", "c", "d"],
+                          "title": CAPTIONS, "tag": ["x", None, "y", "z"], "description": [None] * 4})
+    ref = sbert.encode(CAPTIONS)
+    for backend, min_cos in (("onnx", 0.99999), ("onnx-int8", 0.97), ("torch-bf16", 0.999)):
+        cfg = real_config(TextEncoderConfig, name="sbert", backend=backend, batch_size=2)
+        enc = build_text_encoder(cfg)
+        cos = (enc.encode(CAPTIONS) * ref).sum(1)
+        assert cos.min() > min_cos, (backend, cos)
+        first = embed_texts(items, cfg, encoder=enc, progress=False)
+        again = embed_texts(items, cfg, encoder=build_text_encoder(cfg), progress=False)
+        assert first.vectors.tobytes() == again.vectors.tobytes(), backend
+        assert first.meta["config"]["backend"] == backend
+        assert ("onnxruntime" in first.meta["versions"]) == backend.startswith("onnx")
+        assert first.meta.get("autocast") == ("bfloat16" if backend == "torch-bf16" else None)
+    # the bert entry exports its own AutoModel + pooling: the same vectors as sbert's, through ORT
+    bert = build_text_encoder(real_config(TextEncoderConfig, name="bert", backend="onnx"))
+    np.testing.assert_allclose(bert.encode(CAPTIONS), ref, atol=1e-5)
+
+
+def test_backend_errors():
+    from pixrec.errors import InputError
+
+    with pytest.raises(InputError, match=r"encoders\.text\.backend must be one of \['torch', 'torch-bf16', "
+                                         r"'onnx', 'onnx-int8'\], got 'tensorrt'"):
+        real_config(TextEncoderConfig, backend="tensorrt")
+    with pytest.raises(InputError, match="onnx-int8 runs on the CPU"):
+        build_text_encoder(real_config(TextEncoderConfig, backend="onnx-int8", device="cuda"))

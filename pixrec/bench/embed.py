@@ -79,7 +79,7 @@ def bench_text(config, items: pl.DataFrame, out_dir: Path, repeats: int = 2) -> 
     import torch
 
     from pixrec.encoders.base import write_embedded
-    from pixrec.encoders.text import build_text_encoder, embed_texts, item_texts, length_order
+    from pixrec.encoders.text import autocast, build_text_encoder, embed_texts, item_texts, length_order
 
     enc = build_text_encoder(config)
     texts = item_texts(items, tuple(config.fields))
@@ -87,25 +87,72 @@ def bench_text(config, items: pl.DataFrame, out_dir: Path, repeats: int = 2) -> 
     values = texts.to_list()
     bs = config.batch_size
     chunks = [[values[i] for i in order[s : s + bs]] for s in range(0, len(order), bs)]
-    if hasattr(enc, "tokenize"):  # bert: AutoModel + pooling
-        tokenized, forward = [enc.tokenize(c) for c in chunks], enc.forward
-    else:  # sbert: the SentenceTransformer's own preprocess + forward
-        tokenized = [enc.model.preprocess(c) for c in chunks]
+    tokenized = [enc.tokenize(c) for c in chunks]  # the encoder's own tokenizer (sbert: preprocess)
+    if enc.onnx is not None:  # onnx, onnx-int8: the exported graph
+        forward = enc.onnx
+    elif hasattr(enc, "forward"):  # bert: AutoModel + pooling
+        forward = enc.forward
+    else:  # sbert: the SentenceTransformer's forward
 
         def forward(batch):
             return enc.model(dict(batch))["sentence_embedding"]
 
     def bare() -> None:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(enc.device, enc.backend):
             for b in tokenized:
                 forward(b)
 
     def stage() -> None:
         write_embedded(embed_texts(items, config, encoder=enc, progress=False), out_dir / "text")
 
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(enc.device, enc.backend):
         forward(tokenized[0])
     m = measure({"bare": bare, "stage": stage}, repeats)
     tokens = sum(int(b["attention_mask"].sum()) for b in tokenized) / max(len(order), 1)
     return _row(config.name, "text", len(order), m, batch_size=bs, threads=torch.get_num_threads(),
-                mean_tokens=round(tokens, 1), max_length=config.max_length)
+                mean_tokens=round(tokens, 1), max_length=config.max_length, backend=config.backend)
+
+
+def bench_text_backends(config, items: pl.DataFrame, repeats: int = 1) -> list[dict]:
+    """texts/s of the embed-text stage call for every ``encoders.text.backend`` on the same items,
+    against fp32 ``torch``: the speed-up (wall, and CPU seconds) and the cosine similarity of each
+    item's vector to its fp32 one (all are L2-normalised). ``build_s``: loading (+ ONNX export)."""
+    from dataclasses import replace
+
+    from pixrec.encoders.base import TEXT_BACKENDS
+    from pixrec.encoders.text import build_text_encoder, embed_texts
+
+    rows: list[dict] = []
+    ref = None
+    for backend in TEXT_BACKENDS:  # "torch" first: the reference
+        cfg = replace(config, backend=backend)
+        t = time.perf_counter()
+        enc = build_text_encoder(cfg)
+        build_s = time.perf_counter() - t
+        out: list = []
+
+        def stage(cfg=cfg, enc=enc, out=out) -> None:
+            out.append(embed_texts(items, cfg, encoder=enc, progress=False))
+
+        m = measure({"stage": stage}, repeats)
+        res = out[-1]
+        ref = res if ref is None else ref
+        cos = (res.vectors[res.mask] * ref.vectors[ref.mask]).sum(1)
+        n, s = int(res.mask.sum()), m["stage"]
+        rows.append({"backend": backend, "encoder": config.name, "n": n, "build_s": round(build_s, 1),
+                     "texts_per_s": round(n / s["wall"], 1), "texts_per_cpu_s": round(n / s["cpu"], 1),
+                     "cos_mean": round(float(cos.mean()), 5), "cos_min": round(float(cos.min()), 5)})
+    for r in rows:
+        r["speedup"] = round(r["texts_per_s"] / rows[0]["texts_per_s"], 2)
+        r["cpu_speedup"] = round(r["texts_per_cpu_s"] / rows[0]["texts_per_cpu_s"], 2)
+    return rows
+
+
+def read_text_items(path: Path) -> pl.DataFrame:
+    """Items with item_id, title, tag, description from ``items.parquet`` or a PixelRec ``item_info.csv``."""
+    from pixrec import schema as S
+
+    cols = [S.ITEM_ID, S.TITLE, S.TAG, S.DESCRIPTION]
+    if Path(path).suffix == ".parquet":
+        return pl.read_parquet(path, columns=cols)
+    return pl.read_csv(path, columns=cols, infer_schema=False)

@@ -14,12 +14,13 @@ import numpy as np
 
 from pixrec.errors import InputError
 
-PARTS = ("stages", "embed", "train", "ranking", "fusion")
+PARTS = ("stages", "embed", "text-backends", "train", "ranking", "fusion")
+DEFAULT_PARTS = ("stages", "embed", "train", "ranking", "fusion")  # text-backends: on request
 
 
 @dataclass(frozen=True)
 class BenchOptions:
-    parts: tuple[str, ...] = PARTS
+    parts: tuple[str, ...] = DEFAULT_PARTS
     n_images: int = 512
     n_texts: int = 512
     repeats: int = 2
@@ -27,6 +28,7 @@ class BenchOptions:
     ranking_users: int = 0  # 0 = every user of the split
     fusion_users: int = 32
     seed: int = 0
+    text_items: Path | None = None  # text-backends: items.parquet or item_info.csv (default: the split's)
     stage_log: Path | None = None  # read per-stage figures from this log ...
     repro: bool = False  # ... or run `dvc repro --force` in the workspace to make one
 
@@ -87,20 +89,9 @@ def run_benchmark(root: Path, image_config, text_config, model_config, train_con
             out["pipeline_train"] = json.loads(train_json.read_text())
 
     if "embed" in options.parts:
-        import polars as pl
-
-        from pixrec.bench.embed import bench_image, bench_text
-
-        items = pl.read_parquet(ws.split / "items.parquet")
-        pick = np.sort(rng.choice(items.height, size=min(options.n_images, items.height), replace=False))
-        pick_t = np.sort(rng.choice(items.height, size=min(options.n_texts, items.height), replace=False))
-        with tempfile.TemporaryDirectory(prefix="pixrec-bench-") as tmp:
-            rows = [bench_image(image_config, items[pick], ws.raw, Path(tmp), options.repeats),
-                    bench_text(text_config, items[pick_t], Path(tmp), options.repeats)]
-        out["embed"] = rows
-        for r in rows:
-            log(f"embed {r['side']:<5} {r['encoder']:<8} bare {r['bare_per_s']:>8.1f}/s  "
-                f"stage {r['stage_per_s']:>8.1f}/s  ratio {r['ratio']:.2f}  cpu_ratio {r['cpu_ratio']:.2f}")
+        out["embed"] = _embed(ws, image_config, text_config, options, rng, log)
+    if "text-backends" in options.parts:
+        out["text_backends"] = _text_backends(ws, text_config, options, rng, log)
 
     gflops = compute.matmul_gflops() if {"fusion", "train"} & set(options.parts) else None
     if gflops:
@@ -148,6 +139,40 @@ def run_benchmark(root: Path, image_config, text_config, model_config, train_con
     out["bench_peak_rss_mib"] = _peak_mib()
     out["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     return out
+
+
+def _embed(ws: Workspace, image_config, text_config, options: BenchOptions, rng: np.random.Generator,
+           log: Callable[[str], None]) -> list[dict]:
+    """Each embed stage vs its bare encoder on ``n_images`` / ``n_texts`` sampled items."""
+    import polars as pl
+
+    from pixrec.bench.embed import bench_image, bench_text
+
+    items = pl.read_parquet(ws.split / "items.parquet")
+    pick = np.sort(rng.choice(items.height, size=min(options.n_images, items.height), replace=False))
+    pick_t = np.sort(rng.choice(items.height, size=min(options.n_texts, items.height), replace=False))
+    with tempfile.TemporaryDirectory(prefix="pixrec-bench-") as tmp:
+        rows = [bench_image(image_config, items[pick], ws.raw, Path(tmp), options.repeats),
+                bench_text(text_config, items[pick_t], Path(tmp), options.repeats)]
+    for r in rows:
+        log(f"embed {r['side']:<5} {r['encoder']:<8} bare {r['bare_per_s']:>8.1f}/s  "
+            f"stage {r['stage_per_s']:>8.1f}/s  ratio {r['ratio']:.2f}  cpu_ratio {r['cpu_ratio']:.2f}")
+    return rows
+
+
+def _text_backends(ws: Workspace, text_config, options: BenchOptions, rng: np.random.Generator,
+                   log: Callable[[str], None]) -> dict:
+    """Every text backend against fp32 torch on ``n_texts`` items (of ``text_items`` when given)."""
+    from pixrec.bench.embed import bench_text_backends, read_text_items
+
+    source = options.text_items or ws.split / "items.parquet"
+    items = read_text_items(source)
+    items = items[np.sort(rng.choice(items.height, size=min(options.n_texts, items.height), replace=False))]
+    rows = bench_text_backends(text_config, items, options.repeats)
+    for r in rows:
+        log(f"text backend {r['backend']:<10} {r['texts_per_s']:>7.1f} texts/s  x{r['speedup']:.2f} "
+            f"(cpu x{r['cpu_speedup']:.2f})  cosine to fp32 mean {r['cos_mean']:.5f} min {r['cos_min']:.5f}")
+    return {"items": str(source), "n_sampled": items.height, "rows": rows}
 
 
 def torch_threads(n: int) -> None:

@@ -36,6 +36,7 @@ EXAMPLE_IDS = 20  # item ids kept per masking reason in meta.json
 
 
 DEVICES = ("auto", "cpu", "cuda")
+TEXT_BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
 AUTOCAST_DTYPE = "float16"  # CUDA only: the pretrained torch encoders run under fp16 autocast
 
 
@@ -99,6 +100,7 @@ class TextEncoderConfig:
     max_length: int
     fields: tuple[str, ...]  # a subset of TEXT_FIELDS, in the order they are joined
     device: str  # auto | cpu | cuda; a run option, not part of the output's identity
+    backend: str  # torch | torch-bf16 | onnx | onnx-int8 (ONNX Runtime, CPU): see .onnx_backend
 
     def __post_init__(self) -> None:
         check_device(self.device, "encoders.text.device")
@@ -108,6 +110,9 @@ class TextEncoderConfig:
                               f"choose from {list(TEXT_FIELDS)}")
         if self.pooling not in ("mean", "cls"):
             raise ConfigError(f"encoders.text.pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        if self.backend not in TEXT_BACKENDS:
+            raise ConfigError(f"encoders.text.backend must be one of {list(TEXT_BACKENDS)}, "
+                              f"got {self.backend!r}")
         if self.batch_size < 1 or self.max_length < 2:
             raise ConfigError("encoders.text.batch_size must be >= 1 and max_length >= 2")
 
@@ -168,6 +173,7 @@ class TextEncoder:
     dim: int
     source: Any
     device: str = "cpu"
+    backend: str = "torch"  # torch | torch-bf16 | onnx | onnx-int8
 
     def encode(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError

@@ -11,6 +11,7 @@ of that same global order, so sharding never changes a batch's padding, hence ne
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from pathlib import Path
 
@@ -26,15 +27,18 @@ from pixrec.encoders.base import (
     Embedded,
     TextEncoder,
     TextEncoderConfig,
+    machine_threads,
     read_items,
     resolve_device,
 )
 from pixrec.encoders.driver import EmbedSide
+from pixrec.encoders.onnx_backend import OnnxModel, check_backend, ort_version
 from pixrec.encoders.shards import RAW_FILE, Shard, items_digest
 from pixrec.encoders.weights import WeightsError, load_error, load_errors, resolve
 from pixrec.errors import InputError
 from pixrec.numerics import environment
 
+log = logging.getLogger("pixrec.encoders")
 SEPARATOR = " | "
 EMPTY_TEXT = "empty text"
 WHERE = "encoders.text"
@@ -93,11 +97,40 @@ def _check_length(max_length: int, limit: int | None, where: str) -> None:
         raise InputError(f"{WHERE}.max_length={max_length} exceeds the model's {limit} positions ({where})")
 
 
-def _autocast(device: str):
-    """fp16 autocast on CUDA (norms, softmax and pooling sums stay fp32); nothing on the CPU."""
-    if device == "cpu":
+def autocast_dtype(device: str, backend: str) -> str | None:
+    """``torch-bf16``: bfloat16 autocast (CPU or CUDA); plain ``torch``: fp16 on CUDA, none on the CPU."""
+    if backend == "torch-bf16":
+        return "bfloat16"
+    return AUTOCAST_DTYPE if device != "cpu" else None
+
+
+def _check_bf16(device: str, backend: str) -> None:
+    """bf16 on a CPU without bf16 units (AVX512-BF16 / AMX) is emulated: slower than fp32, so say so."""
+    if backend != "torch-bf16" or device != "cpu":
+        return
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private torch API: guarded
+    if not any(getattr(torch.cpu, p, lambda: False)() for p in probes):
+        log.warning("%s.backend: torch-bf16 on a CPU without bf16 units (AVX512-BF16/AMX) is slower than "
+                    "fp32; use onnx-int8 or torch here", WHERE)
+
+
+def autocast(device: str, backend: str):
+    """Autocast per :func:`autocast_dtype` (matmuls in low precision; norms and softmax stay fp32)."""
+    dtype = autocast_dtype(device, backend)
+    if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device, dtype=getattr(torch, AUTOCAST_DTYPE))
+    return torch.autocast(device, dtype=getattr(torch, dtype))
+
+
+# two texts of different lengths: the traced batch has padding, as real batches do
+PROBE = ["a", "a longer probe sentence, so that the batch the exporter traces has padding"]
+
+
+def _onnx_model(config: TextEncoderConfig, model: torch.nn.Module, forward, tokenize) -> OnnxModel | None:
+    """The ONNX Runtime twin of ``forward`` for ``backend: onnx | onnx-int8``; None for ``torch``."""
+    if not config.backend.startswith("onnx"):
+        return None
+    return OnnxModel(model, forward, tokenize(PROBE), config.backend == "onnx-int8", machine_threads(), WHERE)
 
 
 @TEXT_ENCODERS.register("sbert")
@@ -110,8 +143,9 @@ class SbertEncoder(TextEncoder):
         if config.pooling != "mean":
             raise InputError(f"{WHERE}.pooling applies to 'bert' only; 'sbert' pools as its model files "
                              "say (modules.json). Leave pooling: mean")
-        self.name, self.source = "sbert", _weights(config, cache_dir)
-        self.device = resolve_device(config.device)
+        self.name, self.source, self.backend = "sbert", _weights(config, cache_dir), config.backend
+        self.device = resolve_device(check_backend(config.backend, config.device, WHERE))
+        _check_bf16(self.device, self.backend)
         try:
             self.model = SentenceTransformer(self.source.location, device=self.device)
         except load_errors() as exc:
@@ -122,13 +156,19 @@ class SbertEncoder(TextEncoder):
                       self.source.spec)
         self.model.max_seq_length = config.max_length
         self.dim = int(self.model.get_embedding_dimension())
+        # the model's own tokenizer (``preprocess``; ``tokenize`` before sentence-transformers 6)
+        self.tokenize = getattr(self.model, "preprocess", None) or self.model.tokenize
+        self.onnx = _onnx_model(config, self.model, lambda batch: self.model(batch)["sentence_embedding"],
+                                self.tokenize)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """n strings -> float32 (n, dim)."""
-        with _autocast(self.device):
+        if self.onnx is not None:
+            return self.onnx(self.tokenize(texts))
+        with autocast(self.device, self.backend):
             out = self.model.encode(texts, batch_size=len(texts), convert_to_numpy=True,
                                     show_progress_bar=False)
-        return out.astype(np.float32, copy=False)
+        return np.asarray(out, dtype=np.float32)
 
     def describe(self) -> dict:
         return {"modules": [type(m).__name__ for m in self.model]}
@@ -141,9 +181,10 @@ class BertEncoder(TextEncoder):
     def __init__(self, config: TextEncoderConfig, cache_dir: Path | None = None) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        self.name, self.source = "bert", _weights(config, cache_dir)
+        self.name, self.source, self.backend = "bert", _weights(config, cache_dir), config.backend
         self.pooling, self.max_length = config.pooling, config.max_length
-        self.device = resolve_device(config.device)
+        self.device = resolve_device(check_backend(config.backend, config.device, WHERE))
+        _check_bf16(self.device, self.backend)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.source.location)
             self.model = AutoModel.from_pretrained(self.source.location).eval().to(self.device)
@@ -152,6 +193,7 @@ class BertEncoder(TextEncoder):
         _check_length(config.max_length, getattr(self.model.config, "max_position_embeddings", None),
                       self.source.spec)
         self.dim = int(self.model.config.hidden_size)
+        self.onnx = _onnx_model(config, self.model, self.forward, self.tokenize)
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
@@ -159,7 +201,7 @@ class BertEncoder(TextEncoder):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Tokenized batch -> float32 (B, dim), pooled and L2-normalised."""
-        hidden = self.model(**batch).last_hidden_state  # (B, T, H)
+        hidden = self.model(**batch).last_hidden_state.float()  # (B, T, H); pooled in fp32 under autocast
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
@@ -168,11 +210,13 @@ class BertEncoder(TextEncoder):
         return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        if self.onnx is not None:
+            return self.onnx(self.tokenize(texts))
         with torch.inference_mode():
-            if self.device == "cpu":
+            if self.device == "cpu" and self.backend == "torch":
                 return self.forward(self.tokenize(texts)).numpy()
             batch = {k: v.to(self.device, non_blocking=True) for k, v in self.tokenize(texts).items()}
-            with _autocast(self.device):
+            with autocast(self.device, self.backend):
                 return self.forward(batch).float().cpu().numpy()
 
     def describe(self) -> dict:
@@ -240,8 +284,12 @@ class TextSide(EmbedSide):
             "dim": encoder.dim,
             **environment(),  # package versions and CPU kernel settings
         }
-        if encoder.device != "cpu":  # CPU outputs keep their bytes: no device key there
-            env |= {"device": encoder.device, "autocast": AUTOCAST_DTYPE}
+        if encoder.backend.startswith("onnx"):
+            env["versions"]["onnxruntime"] = ort_version()
+        if encoder.device != "cpu":  # CPU fp32 outputs keep their bytes: no device or autocast key there
+            env["device"] = encoder.device
+        if autocast_dtype(encoder.device, encoder.backend):
+            env["autocast"] = autocast_dtype(encoder.device, encoder.backend)
         return env
 
     def masking(self, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
