@@ -4,7 +4,12 @@
   (torchvision), ``clip`` (open_clip), ``dino`` (DINO/DINOv2 via transformers), ``dino_timm``
   (DINO and other ViTs via timm);
 - text (``encoders.text.name``): ``sbert`` (sentence-transformers), ``bert`` (transformers
-  ``AutoModel`` + pooling); both default to the packaged all-MiniLM-L6-v2.
+  ``AutoModel`` + pooling); both default to the packaged all-MiniLM-L6-v2 and run with
+  ``encoders.text.backend``: ``torch`` (fp32), ``torch-bf16``, ``onnx`` or ``onnx-int8``
+  (:mod:`.onnx_backend`).
+
+Both sides run through one driver (:mod:`.driver`): a per-side adapter says which rows, in which
+order, how a batch is encoded and what is masked; single run, shard and merge share the rest.
 
 Weights may be a hub name, a local file/directory or an http(s) URL (see :mod:`.weights`);
 ``random`` is for tests and benchmarks only (loud warning, ``random_weights: true`` in meta.json).

@@ -1,4 +1,5 @@
-"""Image side: cover decoding, the ``resnet`` / ``clip`` / ``dino`` encoders, and the embedding run.
+"""Image side: cover decoding, the ``resnet`` / ``clip`` / ``dino`` / ``dino_timm`` encoders, and the
+image adapter of the embedding driver (:class:`ImageSide`).
 
 Speed: ``num_workers`` threads decode and resize the next batches of covers (0: in the calling
 thread) while the calling thread runs the model on the current one under ``torch.inference_mode``.
