@@ -1,16 +1,27 @@
-"""Ablation: the fusion model retrained with tokens removed (first axis) or on another image × text
-encoder pair (second axis), each trained and evaluated exactly like the main model."""
+"""Ablation of the headline model: each variant (first axis) changes a few keys of the model's params
+section — a token removed or added, the loss, ID dropout, the fusion, the freshness bias — and is
+trained and evaluated exactly like the model itself; the ``rerank`` variant instead lets the
+six-token pair model re-rank the trained model's top N. The second axis retrains the model on
+another image x text encoder pair.
+
+A variant is a mapping of dotted keys of the model's section (``model.loss: bce``) plus, optionally,
+``rerank: N``; nothing else is changed, and a variant whose section equals the model's reuses the
+trained checkpoint (training is deterministic: retraining would give the same bits).
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import copy
+import json
+import shutil
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-from pixrec.config import ConfigError, section
+from pixrec.config import ConfigError, from_mapping, section, to_mapping
 from pixrec.errors import InputError
-from pixrec.evaluation.config import EvalConfig
-from pixrec.model import ModelConfig
-from pixrec.training import TrainConfig
+
+RERANK = "rerank"  # the one variant key that is not a key of the model's section
 
 
 @section
@@ -25,15 +36,31 @@ class EncoderGrid:
             raise ConfigError("ablate.encoder_grid: image and text each need at least one encoder name")
 
 
-def variant_config(model_config: ModelConfig, drop: list[str], variant: str) -> ModelConfig:
-    """``model_config`` without the tokens in ``drop`` (each must be one the model uses)."""
-    unknown = sorted(set(drop) - set(model_config.modalities))
-    if unknown:
-        raise ConfigError(
-            f"ablate.drop.{variant}: {unknown} not in model.modalities {model_config.modalities}"
-        )
-    kept = [t for t in model_config.modalities if t not in drop]
-    return replace(model_config, modalities=kept)
+def variant_section(family, base: Any, name: str, variant: dict[str, Any], model: str):
+    """The model's section with ``variant``'s dotted keys replaced (typed like params.yaml's own)."""
+    raw = to_mapping(base)
+    for key, value in variant.items():
+        if key == RERANK:
+            continue
+        *parents, last = key.split(".")
+        node = raw
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"ablate.cells.{name}: {key!r} is not a key of {model}")
+            node = node[part]
+        if last not in node:
+            raise ConfigError(f"ablate.cells.{name}: {key!r} is not a key of {model}; its keys are "
+                              f"{sorted(node)}")
+        node[last] = copy.deepcopy(value)
+    return from_mapping(family.section, raw, f"{model} + ablate.cells.{name}")
+
+
+def removed_tokens(family, base: Any, changed: Any) -> set[str]:
+    """The input tokens ``changed`` no longer reads (empty when it changes anything else too)."""
+    key = family.tokens_key
+    before, after = getattr(base.model, key), getattr(changed.model, key)
+    same_otherwise = {**asdict(changed), "model": {**asdict(changed.model), key: before}} == asdict(base)
+    return set(before) - set(after) if same_otherwise and set(after) <= set(before) else set()
 
 
 def grid_encoder(base: dict, name: str, overrides: dict | None) -> dict:
@@ -50,11 +77,8 @@ def grid_encoder(base: dict, name: str, overrides: dict | None) -> dict:
     return {**config, **(overrides or {})}
 
 
-def _copy_dir(src: Path, dst: Path, meta_name: str = "meta.json") -> dict:
+def copy_dir(src: Path, dst: Path, meta_name: str = "meta.json") -> dict:
     """Copy the files of ``src`` into ``dst`` atomically; returns ``dst/meta_name`` parsed."""
-    import json
-    import shutil
-
     from pixrec.io import atomic_dir
 
     with atomic_dir(Path(dst)) as tmp:
@@ -63,118 +87,121 @@ def _copy_dir(src: Path, dst: Path, meta_name: str = "meta.json") -> dict:
     return json.loads((Path(dst) / meta_name).read_text())
 
 
-def reuse_trained(model_dir: Path, reuse: Path, model_config: ModelConfig) -> dict:
+def reuse_trained(model_dir: Path, reuse: Path, model_config: Any) -> dict:
     """Copy the pipeline's own checkpoint ``reuse`` into ``model_dir`` instead of retraining.
 
     Only for a cell whose model config, training params, embeddings and negatives are the main
     model's: training is deterministic, so retraining would reproduce these weights bit for bit at
     the cost of a whole training run. Returns the train metrics stored beside the checkpoint.
     """
-    import json
-    from dataclasses import asdict
-
-    from pixrec.model import META
-
-    meta = json.loads((Path(reuse) / META).read_text())
+    meta = json.loads((Path(reuse) / "meta.json").read_text())
     if meta.get("config") != asdict(model_config):
         raise InputError(f"{reuse}: its model config {meta.get('config')} is not this cell's "
-                         f"{asdict(model_config)}; re-run the train stage")
-    _copy_dir(reuse, model_dir, META)
+                         f"{asdict(model_config)}; re-run the model's train stage")
+    copy_dir(reuse, model_dir)
     return {**meta["metrics"], "reused": str(reuse)}
 
 
-def train_and_evaluate(
-    name: str,
-    split_dir: Path,
-    embeddings_dir: Path,
-    negatives_dir: Path,
-    candidates_dir: Path,
-    model_config: ModelConfig,
-    train_config: TrainConfig,
-    eval_config: EvalConfig,
-    model_dir: Path,
-    reuse_model: Path | None = None,
-) -> dict:
-    """Train into ``model_dir`` on the given embeddings (or copy ``reuse_model``, the same model
-    already trained), evaluate on the three protocols; two-stage when ``eval_config.ranking`` says so.
+def train_or_reuse(model: str, changed: Any, base: Any, data, embeddings, negatives_dir: Path,
+                   model_dir: Path, main_model: Path) -> dict:
+    """Train ``changed`` into ``model_dir``, or copy ``main_model`` when ``changed`` is the model's
+    own section; the train metrics either way."""
+    import torch
 
-    ``negatives_dir`` and ``candidates_dir``: the negative-sample stage's two outputs."""
-    from pixrec.data.dataset import SplitData
-    from pixrec.evaluation import SampledCandidates, evaluate_model
-    from pixrec.evaluation.two_stage import two_stage_ranker
-    from pixrec.features import load_embeddings
     from pixrec.io import atomic_dir
-    from pixrec.model import load_recommender
+    from pixrec.models import family
     from pixrec.negatives import load_training_negatives
     from pixrec.training import train
 
-    data = SplitData.load(split_dir)
-    embeddings = load_embeddings(embeddings_dir, data.n_items)
-    if reuse_model is not None:
-        train_metrics = reuse_trained(model_dir, reuse_model, model_config)
-    else:
-        negatives = load_training_negatives(negatives_dir)
-        with atomic_dir(model_dir) as tmp:
-            train_metrics = train(data, embeddings, negatives, model_config, train_config, tmp)
-    rec = load_recommender(model_dir, data, embeddings_dir, name=name)
-    if eval_config.ranking == "two_stage":
-        vectors = {side: (e.vectors, e.mask) for side, e in embeddings.items()}
-        rec = two_stage_ranker(rec, data, vectors, eval_config)
-    result = evaluate_model(rec, data, SampledCandidates.load(candidates_dir, data), eval_config)
-    return {**result.metrics, "modalities": model_config.modalities, "train": train_metrics}
+    if changed == base:
+        return reuse_trained(model_dir, main_model, changed.model)
+    fam = family(model)
+    negs = load_training_negatives(negatives_dir) if fam.reads_negatives else None
+    task = fam.task(data, embeddings, negs, changed, torch.device("cpu"))
+    with atomic_dir(model_dir) as tmp:
+        return train(task, changed.train, tmp)
 
 
-def run_variant(
-    variant: str, drop: list[str], split_dir: Path, embeddings_dir: Path, negatives_dir: Path,
-    candidates_dir: Path, model_config: ModelConfig, train_config: TrainConfig, eval_config: EvalConfig,
-    out_dir: Path, main_model: Path | None = None,
-) -> dict:
-    """First axis: the main pipeline's embeddings, the model without the tokens in ``drop``.
+def run_variant(name: str, variant: dict[str, Any], model: str, base: Any, paths: dict[str, Path],
+                eval_config, out_dir: Path) -> dict:
+    """One first-axis cell: ``variant`` applied to ``model``'s section ``base``, trained (or the main
+    checkpoint reused), then evaluated on the three protocols — re-ranked by the pair model when the
+    variant says ``rerank: N``. ``paths``: split, embeddings, negatives, candidates, model (the main
+    checkpoint), ranker (the pair model's checkpoint, read only by a rerank cell).
 
-    A variant that drops nothing is the main model: ``main_model`` (its checkpoint) is reused. So is
-    one that drops only tokens this dataset has no input for (``no_image`` on a text-only dataset):
-    there is nothing to remove, and the cell says so in ``nothing_removed`` instead of training a
-    duplicate.
+    A variant that removes only tokens this dataset has no input for (``no_image`` on a text-only
+    dataset) has nothing to remove: it reuses the main model and says so in ``nothing_removed``.
     """
+    from pixrec.data.dataset import SplitData
     from pixrec.data.modalities import empty_modalities
+    from pixrec.evaluation import SampledCandidates, evaluate_model
+    from pixrec.features import load_embeddings
+    from pixrec.models import family
 
-    config = variant_config(model_config, drop, variant)
-    empty = empty_modalities(split_dir, embeddings_dir) if drop and main_model is not None else {}
-    absent = bool(drop) and all(token in empty for token in drop)
+    fam = family(model)
+    changed = variant_section(fam, base, name, variant, model)
+    removed = removed_tokens(fam, base, changed)
+    empty = empty_modalities(paths["split"], paths["embeddings"]) if removed else {}
+    absent = bool(removed) and removed <= set(empty)
     if absent:
-        config = model_config
-    reuse = main_model if main_model is not None and config == model_config else None
-    result = train_and_evaluate(variant, split_dir, embeddings_dir, negatives_dir, candidates_dir, config,
-                                train_config, eval_config, out_dir, reuse_model=reuse)
+        changed = base
+    data = SplitData.load(paths["split"])
+    embeddings = load_embeddings(paths["embeddings"], data.n_items)
+    train_metrics = train_or_reuse(model, changed, base, data, embeddings, paths["negatives"],
+                                   Path(out_dir), paths["model"])
+    rec = ranked(fam, fam.load(Path(out_dir), data, paths["embeddings"], name=name),
+                 variant.get(RERANK, 0), data, paths, embeddings, eval_config)
+    result = evaluate_model(rec, data, SampledCandidates.load(paths["candidates"], data), eval_config)
+    out = {**result.metrics, "variant": variant, "model": model, "train": train_metrics}
     if absent:
-        result["nothing_removed"] = "; ".join(empty[token] for token in drop)
-    return result
+        out["nothing_removed"] = "; ".join(empty[token] for token in sorted(removed))
+    return out
 
 
-def run_encoder_pair(
-    raw_dir: Path, split_dir: Path, negatives_dir: Path, candidates_dir: Path, image_config, text_config,
-    model_config: ModelConfig, train_config: TrainConfig, eval_config: EvalConfig, out_dir: Path,
-    main: tuple[Path, Path] | None = None,
-) -> dict:
-    """Second axis: embed with this image × text encoder pair into ``out_dir/embeddings``, then the
-    full model trained and evaluated on them.
+def ranked(fam, rec, rerank: int, data, paths: dict[str, Path], embeddings, eval_config):
+    """``rec`` as evaluated: re-ranked by the pair model over its top ``rerank`` when > 0; behind the
+    two-stage retrievers when ``eval.ranking: two_stage`` and ``rec`` scores pair by pair."""
+    from pixrec.evaluation.two_stage import two_stage_ranker
+    from pixrec.models import family
+    from pixrec.scoring import TwoStage
 
-    ``main`` = (embeddings dir, model dir) of the pipeline, passed when this pair *is* the pipeline's
-    encoder configuration: its embeddings and model are copied, not recomputed (same bits).
+    if rerank > 0:
+        ranker = family("fusion").load(paths["ranker"], data, paths["embeddings"], name=rec.name)
+        return TwoStage(ranker, [rec], rerank, exclude=data.seen_matrix)
+    if eval_config.ranking == "two_stage" and fam.pairwise:
+        vectors = {side: (e.vectors, e.mask) for side, e in embeddings.items()}
+        return two_stage_ranker(rec, data, vectors, eval_config)
+    return rec
+
+
+def run_encoder_pair(model: str, base: Any, image_config, text_config, paths: dict[str, Path],
+                     eval_config, out_dir: Path, own: bool) -> dict:
+    """Second axis: embed with this image x text encoder pair into ``out_dir/embeddings``, then
+    ``model`` trained and evaluated on them. ``own``: the pair is the pipeline's own encoder
+    configuration, so its embeddings and trained model are copied instead (the same bits).
     """
+    from pixrec.data.dataset import SplitData
     from pixrec.encoders.image import run_embed_images
     from pixrec.encoders.text import run_embed_text
+    from pixrec.evaluation import SampledCandidates, evaluate_model
+    from pixrec.features import load_embeddings
+    from pixrec.models import family
 
     emb_dir = Path(out_dir) / "embeddings"
-    if main is None:
-        metas = {"image": run_embed_images(split_dir, raw_dir, emb_dir / "image", image_config),
-                 "text": run_embed_text(split_dir, emb_dir / "text", text_config)}
+    if own:
+        metas = {side: copy_dir(Path(paths["embeddings"]) / side, emb_dir / side) for side in ("image", "text")}
     else:
-        metas = {side: _copy_dir(Path(main[0]) / side, emb_dir / side) for side in ("image", "text")}
+        metas = {"image": run_embed_images(paths["split"], paths["raw"], emb_dir / "image", image_config),
+                 "text": run_embed_text(paths["split"], emb_dir / "text", text_config)}
+    fam, data = family(model), SplitData.load(paths["split"])
+    embeddings = load_embeddings(emb_dir, data.n_items)
+    train_metrics = (reuse_trained(Path(out_dir) / "model", paths["model"], base.model) if own else
+                     train_or_reuse(model, base, None, data, embeddings, paths["negatives"],
+                                    Path(out_dir) / "model", paths["model"]))
     name = f"{image_config.name}+{text_config.name}"
-    result = train_and_evaluate(name, split_dir, out_dir / "embeddings", negatives_dir, candidates_dir,
-                                model_config, train_config, eval_config, Path(out_dir) / "model",
-                                reuse_model=None if main is None else Path(main[1]))
+    rec = ranked(fam, fam.load(Path(out_dir) / "model", data, emb_dir, name=name), 0, data, paths,
+                 embeddings, eval_config)
+    result = evaluate_model(rec, data, SampledCandidates.load(paths["candidates"], data), eval_config)
     encoders = {side: {k: meta.get(k) for k in ("encoder", "arch", "weights", "random_weights", "dim")}
                 for side, meta in metas.items()}
-    return {**result, "encoders": encoders}
+    return {**result.metrics, "model": model, "train": train_metrics, "encoders": encoders}

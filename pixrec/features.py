@@ -7,6 +7,7 @@ training mean and flagged, an item with no count at all gets the "absent" counts
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,3 +141,11 @@ def build_item_features(
         user_image=torch.from_numpy(user_image),
         user_image_mask=torch.from_numpy(user_image_mask),
     )
+
+
+def to_device(feats: ItemFeatures, device: torch.device) -> ItemFeatures:
+    """``feats`` on ``device`` (the same object on the CPU): every per-batch gather stays there."""
+    if device.type == "cpu":
+        return feats
+    moved = {f.name: getattr(feats, f.name) for f in dataclasses.fields(feats)}
+    return ItemFeatures(**{k: None if v is None else v.to(device) for k, v in moved.items()})

@@ -1,7 +1,8 @@
-"""train stage: fit the six-token fusion model; checkpoint, dvclive curves, metrics/train.json.
+"""train stage (``train-<model>``): fit one model of ``pixrec.models`` from its params section;
+checkpoint, dvclive curves, ``metrics/train/<model>.json``.
 
-``train.nproc > 1`` re-launches this same command under torchrun (one process per share of the
-cores, or per GPU); inside torchrun it joins the process group and only rank 0 writes outputs.
+``<model>.train.nproc > 1`` re-launches this same command under torchrun (one process per share of
+the cores, or per GPU); inside torchrun it joins the process group and only rank 0 writes outputs.
 """
 
 from __future__ import annotations
@@ -13,33 +14,54 @@ from pathlib import Path
 
 import typer
 
-from stages._params import fail_cleanly, read_params
+from stages._params import declared, fail_cleanly, read_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
-PARAMS = ("model", "train")  # = this stage's params in dvc.yaml
+PARAMS = ("{model}",)  # = this stage's params in dvc.yaml: the model's own section
 
 
-def load_params(path: Path):
-    """(ModelConfig, TrainConfig)."""
-    from pixrec.model import ModelConfig
-    from pixrec.training import TrainConfig
+def load_params(path: Path, model: str):
+    """(the model's family, its typed section: ``model``, ``train`` and family-specific keys)."""
+    from pixrec.models import family
 
-    with read_params(path, PARAMS) as p:
-        return p.section(ModelConfig, "model"), p.section(TrainConfig, "train")
+    fam = family(model)
+    with read_params(path, declared(PARAMS, model=model)) as p:
+        return fam, p.section(fam.section, model)
 
 
 @app.command()
 @fail_cleanly
 def main(
+    model: str = typer.Option(..., help="a name from pixrec.models (fusion, two_tower)"),
     split: Path = typer.Option(Path("data/split")),
     embeddings: Path = typer.Option(Path("data/embeddings")),
-    negatives: Path = typer.Option(Path("data/negatives")),
-    out: Path = typer.Option(Path("models/fusion")),
-    metrics: Path = typer.Option(Path("metrics/train.json")),
-    live_dir: Path = typer.Option(Path("dvclive/train")),
+    negatives: Path = typer.Option(Path("data/negatives"), help="read only by models that train on "
+                                   "the negative-sample stage's negatives (fusion)"),
+    out: Path = typer.Option(None, help="default: models/<model>"),
+    metrics: Path = typer.Option(None, help="default: metrics/train/<model>.json"),
+    live_dir: Path = typer.Option(None, help="default: dvclive/<model>"),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
+    from pixrec import distributed as D
+
+    out = out or Path("models") / model
+    metrics = metrics or Path("metrics/train") / f"{model}.json"
+    live_dir = live_dir or Path("dvclive") / model
+    fam, section = load_params(params, model)
+    if section.train.nproc > 1 and not D.launched_by_torchrun():
+        args = {"--model": model, "--split": split, "--embeddings": embeddings, "--negatives": negatives,
+                "--out": out, "--metrics": metrics, "--live-dir": live_dir, "--params": params}
+        rc = _torchrun(section.train.nproc, section.train.threads,
+                       [str(x) for kv in args.items() for x in kv])
+        if rc:
+            raise SystemExit(rc)
+        return
+    _train(fam, section, split, embeddings, negatives, out, metrics, live_dir)
+
+
+def _train(fam, section, split: Path, embeddings: Path, negatives: Path, out: Path, metrics: Path,
+           live_dir: Path) -> None:
     from dvclive import Live
 
     from pixrec import distributed as D
@@ -49,24 +71,17 @@ def main(
     from pixrec.negatives import load_training_negatives
     from pixrec.training import train
 
-    model_config, config = load_params(params)
-    if config.nproc > 1 and not D.launched_by_torchrun():
-        args = {"--split": split, "--embeddings": embeddings, "--negatives": negatives, "--out": out,
-                "--metrics": metrics, "--live-dir": live_dir, "--params": params}
-        rc = _torchrun(config.nproc, config.threads, [str(x) for kv in args.items() for x in kv])
-        if rc:
-            raise SystemExit(rc)
-        return
     data = SplitData.load(split)
     emb = load_embeddings(embeddings, data.n_items)
-    negs = load_training_negatives(negatives)
+    negs = load_training_negatives(negatives) if fam.reads_negatives else None
     with D.process_group() as place:
+        task = fam.task(data, emb, negs, section, D.device(place.local_rank))
         if not place.is_main:  # rank 0 alone writes the checkpoint, curves and metrics
-            train(data, emb, negs, model_config, config, None)
+            train(task, section.train, None)
             return
         with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live, \
                 atomic_dir(out) as tmp:
-            result = train(data, emb, negs, model_config, config, tmp, live=live)
+            result = train(task, section.train, tmp, live=live)
     write_json(metrics, result)
     typer.echo(" ".join(f"{k}={v}" for k, v in result.items()))
 

@@ -35,9 +35,10 @@ def real_section(key: str) -> dict[str, Any]:
 
 # where each section lives in params.yaml
 KEYS = {"DataConfig": "data", "SplitConfig": "split", "ImageEncoderConfig": "encoders.image",
-        "TextEncoderConfig": "encoders.text", "NegativesConfig": "negatives", "ModelConfig": "model",
-        "TrainConfig": "train", "EvalConfig": "eval", "ReportConfig": "report", "TuneConfig": "baselines",
-        "IntervalConfig": "eval.intervals"}
+        "TextEncoderConfig": "encoders.text", "NegativesConfig": "negatives", "FusionConfig": "fusion.model",
+        "TrainConfig": "fusion.train", "FusionSection": "fusion", "TwoTowerConfig": "two_tower.model",
+        "TwoTowerSection": "two_tower", "EvalConfig": "eval", "ReportConfig": "report",
+        "TuneConfig": "baselines", "IntervalConfig": "eval.intervals"}
 # sections nested in another's params.yaml mapping but read as their own (not fields of the outer one)
 APART = {"EvalConfig": ("intervals",)}
 

@@ -1,4 +1,5 @@
-"""MultimodalRecommender: six tokens per (user, item) pair, self-attention, an MLP to one logit.
+"""The six-token pair model (the poster's reference architecture, row ``fusion`` in every table):
+six tokens per (user, item) pair, self-attention, an MLP to one logit.
 
     tokens = [e_user, e_item, e_tag, P·counts, P·text, P·image]     # (B, 6, D)
           -> L pre-LN self-attention blocks -> flatten -> MLP -> logit (B,)
@@ -17,12 +18,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pixrec.config import ConfigError, section
 from pixrec.errors import InputError
-from pixrec.features import CountStats, ItemFeatures
+from pixrec.data.dataset import SplitData
+from pixrec.features import CountStats, Embeddings, ItemFeatures, build_item_features, count_stats, to_device
+from pixrec.models.layers import Block
 from pixrec.numerics import environment
+from pixrec.training import TrainConfig, validation_ndcg, validation_sample
 
 TOKENS = ("user", "item", "tag", "counts", "text", "image")
 USER, ITEM, TAG, COUNTS, TEXT, IMAGE = range(6)
@@ -31,8 +36,8 @@ META = "meta.json"
 
 
 @section
-class ModelConfig:
-    """The ``model`` section of params.yaml."""
+class FusionConfig:
+    """``fusion.model`` in params.yaml."""
 
     dim: int
     heads: int
@@ -45,54 +50,26 @@ class ModelConfig:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.modalities) - set(TOKENS))
         if unknown:
-            raise ConfigError(f"model.modalities: unknown token(s) {unknown}; valid are {list(TOKENS)}")
+            raise ConfigError(f"fusion.model.modalities: unknown token(s) {unknown}; valid are {list(TOKENS)}")
         if min(self.dim, self.heads, self.layers, self.mlp_hidden) < 1 or self.dim % self.heads:
-            raise ConfigError(f"model: dim, heads, layers and mlp_hidden must be >= 1 and dim divisible "
+            raise ConfigError(f"fusion.model: dim, heads, layers and mlp_hidden must be >= 1 and dim divisible "
                               f"by heads, got dim={self.dim} heads={self.heads}")
         if not 0.0 <= self.item_token_dropout < 1.0 or not 0.0 <= self.dropout < 1.0:
-            raise ConfigError("model.dropout and model.item_token_dropout must be in [0, 1)")
+            raise ConfigError("fusion.model.dropout and fusion.model.item_token_dropout must be in [0, 1)")
 
 
-class Block(nn.Module):
-    """Pre-LN transformer block with fused QKV projection.
+@section
+class FusionSection:
+    """The ``fusion`` section of params.yaml."""
 
-    Attention over six tokens is two einsums in (B, T, H, Dh) layout: on CPU this is ~1.8x faster
-    than ``scaled_dot_product_attention``, whose kernels are tuned for long sequences.
-    """
-
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
-        super().__init__()
-        self.heads = heads
-        self.ln1 = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-        self.ln2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
-        self.drop = nn.Dropout(dropout)
-        self.scale = (dim // heads) ** -0.5
-
-    def project(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., D) -> (..., 3D): the token-wise LayerNorm + QKV projection of the attention input.
-
-        Token-wise, so a scorer can compute it once per item and per user instead of once per pair.
-        """
-        return self.qkv(self.ln1(x))
-
-    def forward(self, x: torch.Tensor, qkv: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, D) -> (B, T, D); ``qkv`` (B, T, 3D) = ``project(x)`` when already computed."""
-        b, t, d = x.shape
-        qkv = self.project(x) if qkv is None else qkv
-        q, k, v = qkv.view(b, t, 3, self.heads, d // self.heads).unbind(2)
-        w = torch.einsum("bihd,bjhd->bijh", q, k).mul(self.scale).softmax(dim=2)  # (B, T, T, H)
-        a = torch.einsum("bijh,bjhd->bihd", w, v).reshape(b, t, d)  # (B, T, D)
-        x = x + self.drop(self.proj(a))
-        return x + self.drop(self.mlp(self.ln2(x)))
+    model: FusionConfig
+    train: TrainConfig
 
 
-class MultimodalRecommender(nn.Module):
+class FusionModel(nn.Module):
     def __init__(
         self,
-        config: ModelConfig,
+        config: FusionConfig,
         n_users: int,
         n_items: int,
         n_tags: int,
@@ -209,7 +186,7 @@ class FusionRecommender:
     """
 
     def __init__(
-        self, model: MultimodalRecommender, feats: ItemFeatures, name: str = "fusion",
+        self, model: FusionModel, feats: ItemFeatures, name: str = "fusion",
         pairs_per_batch: int = 2048,
     ) -> None:
         self.model = model.eval()
@@ -251,7 +228,7 @@ class FusionRecommender:
 
 
 def save_model(
-    model: MultimodalRecommender, stats: CountStats, dims: dict, out_dir: Path, meta: dict
+    model: FusionModel, stats: CountStats, dims: dict, out_dir: Path, meta: dict
 ) -> None:
     """Checkpoint (weights + everything needed to rebuild the model) and a readable meta.json."""
     out_dir = Path(out_dir)
@@ -264,12 +241,12 @@ def save_model(
     (out_dir / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
-def load_model(model_dir: Path) -> tuple[MultimodalRecommender, CountStats]:
+def load_model(model_dir: Path) -> tuple[FusionModel, CountStats]:
     path = Path(model_dir) / CHECKPOINT
     if not path.is_file():
-        raise InputError(f"{path}: no checkpoint; run the train stage first")
+        raise InputError(f"{path}: no checkpoint; run the train@fusion stage first")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    model = MultimodalRecommender(ModelConfig(**ckpt["config"]), **ckpt["dims"])
+    model = FusionModel(FusionConfig(**ckpt["config"]), **ckpt["dims"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), CountStats(**ckpt["count_stats"])
 
@@ -281,3 +258,59 @@ def load_recommender(model_dir: Path, data, embeddings_dir: Path, name: str = "f
     model, stats = load_model(model_dir)
     feats = build_item_features(data, load_embeddings(embeddings_dir, data.n_items), stats)
     return FusionRecommender(model, feats, name=name)
+
+
+class FusionTask:
+    """Training the pair model (:class:`pixrec.training.Task`): BCE on every training positive and
+    that epoch's materialised negatives (the negative-sample stage), samples sliced from tensors
+    already in memory; validation ranks a seeded user sample's valid item against every item."""
+
+    def __init__(self, data: SplitData, embeddings: dict[str, Embeddings], negatives: np.ndarray,
+                 config: FusionConfig, train: TrainConfig, device: torch.device) -> None:
+        if train.epochs > negatives.shape[0]:
+            raise InputError(f"fusion.train.epochs={train.epochs} but the negative-sample stage "
+                             f"materialised only {negatives.shape[0]} epochs: raise negatives.epochs")
+        if negatives.shape[1] != len(data.train):
+            raise InputError("negatives do not match the training split; re-run negative-sample")
+        torch.manual_seed(train.seed)  # init, dropout and token dropout draw from torch's default RNG
+        self.data, self.negatives, self.device = data, negatives, device
+        self.stats = count_stats(data)
+        self.feats = build_item_features(data, embeddings, self.stats)
+        self.dims = {"n_users": data.n_users, "n_items": data.n_items, "n_tags": int(data.item_tags.max()),
+                     "n_count_features": int(self.feats.counts.shape[1]),
+                     "d_text": int(self.feats.text.shape[1]), "d_image": int(self.feats.image.shape[1])}
+        self.module = FusionModel(config, **self.dims)  # same init on every rank (same seed)
+        self.train_feats = to_device(self.feats, device)
+        pos_u = torch.from_numpy(data.train.users.astype(np.int64))
+        self.pos_i = torch.from_numpy(data.train.items.astype(np.int64))
+        k = negatives.shape[2]
+        self.users = torch.cat([pos_u, pos_u.repeat_interleave(k)]).to(device)
+        self.labels = torch.cat([torch.ones(len(pos_u)), torch.zeros(len(pos_u) * k)]).to(device)
+        self.val_users, self.val_items = validation_sample(data, train.val_users, train.seed)
+        self.n_val_users = len(self.val_users)
+        self._items: tuple[int, torch.Tensor] | None = None
+
+    def n_samples(self, epoch: int) -> int:
+        return len(self.labels)
+
+    def items(self, epoch: int) -> torch.Tensor:
+        """(n_samples,) the positives, then that epoch's negatives, on the device (built once per epoch)."""
+        if self._items is None or self._items[0] != epoch:
+            negs = torch.from_numpy(self.negatives[epoch].astype(np.int64)).ravel()
+            self._items = (epoch, torch.cat([self.pos_i, negs]).to(self.device))
+        return self._items[1]
+
+    def loss(self, net: nn.Module, epoch: int, idx: torch.Tensor, n_global: int, world: int) -> torch.Tensor:
+        """BCE over the samples ``idx`` with item-token dropout; under DDP the batch sum times
+        ``world / n_global``, so DDP's average over ranks is the global batch's mean."""
+        idx = idx.to(self.device)
+        logits = net(self.users[idx], self.items(epoch)[idx], self.train_feats, item_dropout=True)
+        if world == 1:
+            return F.binary_cross_entropy_with_logits(logits, self.labels[idx])
+        return F.binary_cross_entropy_with_logits(logits, self.labels[idx], reduction="sum") * (world / n_global)
+
+    def validate(self, module: nn.Module) -> float:
+        return validation_ndcg(FusionRecommender(module, self.feats), self.data, self.val_users, self.val_items)
+
+    def save(self, module: nn.Module, out_dir: Path, meta: dict) -> None:
+        save_model(module, self.stats, self.dims, out_dir, meta)

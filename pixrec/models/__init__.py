@@ -1,0 +1,60 @@
+"""The trained models: one readable file each, behind one registry keyed by the names params.yaml
+uses (``models.fit``, ``models.headline``, and each model's own section of that name).
+
+    fusion      models/fusion.py: the six-token pair model (MHSA + MLP over one (user, item) pair),
+                the poster's reference architecture
+    two_tower   models/two_tower.py: the flagship, a multimodal item tower and a sequential user
+                tower scored by a dot product
+
+A family is its ``model`` section type, how to build its training task (``pixrec.training.Task``),
+how to load a trained one as a :class:`pixrec.scoring.Recommender`, and which training inputs it reads.
+A new model is one file and one :data:`MODELS` entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pixrec.registry import Registry
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    section: type  # the model's params section: ``model``, ``train`` (+ its own keys)
+    task: Callable[..., Any]  # (data, embeddings, negatives | None, section, device) -> Task
+    load: Callable[..., Any]  # (model_dir, data, embeddings_dir, name) -> Recommender
+    tokens_key: str  # the config field listing the model's input tokens (ablation drops from it)
+    reads_negatives: bool  # trains on the negative-sample stage's materialised negatives
+    pairwise: bool  # scores each (user, item) pair through the network: exact full ranking costs
+    # n_users x n_items forward passes, so ``eval.ranking: two_stage`` applies to it
+
+
+def _fusion() -> ModelFamily:
+    from pixrec.models import fusion
+
+    def task(data, embeddings, negatives, section, device):
+        return fusion.FusionTask(data, embeddings, negatives, section.model, section.train, device)
+
+    return ModelFamily(fusion.FusionSection, task, fusion.load_recommender, "modalities", True, True)
+
+
+def _two_tower() -> ModelFamily:
+    from pixrec.models import two_tower
+
+    def task(data, embeddings, negatives, section, device):
+        return two_tower.TwoTowerTask(data, embeddings, section, device)
+
+    return ModelFamily(two_tower.TwoTowerSection, task, two_tower.load_recommender, "tokens", False, False)
+
+
+# entries are factories, so naming a model imports torch only when it is used
+MODELS: Registry[Callable[[], ModelFamily]] = Registry("model")
+MODELS.register("fusion")(_fusion)
+MODELS.register("two_tower")(_two_tower)
+
+
+def family(name: str) -> ModelFamily:
+    """The family registered as ``name`` (an unknown name lists the valid ones)."""
+    return MODELS.get(name)()
