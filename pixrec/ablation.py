@@ -1,12 +1,11 @@
 """Ablation of the headline model: each variant (first axis) changes a few keys of the model's params
 section — a token removed or added, the loss, ID dropout, the fusion, the freshness bias — and is
-trained and evaluated exactly like the model itself; the ``rerank`` variant instead lets the
-six-token pair model re-rank the trained model's top N. The second axis retrains the model on
-another image x text encoder pair.
+trained and evaluated exactly like the model itself. The second axis retrains the model on another
+image x text encoder pair. (Re-ranking by the pair model is a row of the evaluate stage.)
 
-A variant is a mapping of dotted keys of the model's section (``model.loss: bce``) plus, optionally,
-``rerank: N``; nothing else is changed, and a variant whose section equals the model's reuses the
-trained checkpoint (training is deterministic: retraining would give the same bits).
+A variant is a mapping of dotted keys of the model's section (``model.loss: bce``); nothing else is
+changed, and a variant whose section equals the model's reuses the trained checkpoint (training is
+deterministic: retraining would give the same bits).
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ from typing import Any
 
 from pixrec.config import ConfigError, from_mapping, section, to_mapping
 from pixrec.errors import InputError
-
-RERANK = "rerank"  # the one variant key that is not a key of the model's section
 
 
 @section
@@ -37,30 +34,38 @@ class EncoderGrid:
 
 
 def variant_section(family, base: Any, name: str, variant: dict[str, Any], model: str):
-    """The model's section with ``variant``'s dotted keys replaced (typed like params.yaml's own)."""
+    """The model's section with ``variant``'s keys replaced (typed like params.yaml's own). A key is
+    dotted (``model.loss: bce``) or nested (``model: {loss: bce}``): both replace only what they name."""
     raw = to_mapping(base)
-    for key, value in variant.items():
-        if key == RERANK:
-            continue
-        *parents, last = key.split(".")
-        node = raw
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                raise ConfigError(f"ablate.cells.{name}: {key!r} is not a key of {model}")
-            node = node[part]
-        if last not in node:
-            raise ConfigError(f"ablate.cells.{name}: {key!r} is not a key of {model}; its keys are "
-                              f"{sorted(node)}")
-        node[last] = copy.deepcopy(value)
+    _override(raw, variant, f"ablate.cells.{name}", model)
     return from_mapping(family.section, raw, f"{model} + ablate.cells.{name}")
 
 
-def removed_tokens(family, base: Any, changed: Any) -> set[str]:
-    """The input tokens ``changed`` no longer reads (empty when it changes anything else too)."""
+def _override(node: dict, changes: dict[str, Any], where: str, model: str) -> None:
+    """Replace in ``node`` (in place) each dotted or nested key of ``changes``; an unknown key is an
+    error naming it."""
+    for key, value in changes.items():
+        *parents, last = key.split(".")
+        target = node
+        for part in parents:
+            if not isinstance(target.get(part), dict):
+                raise ConfigError(f"{where}.{key}: unknown key; it names no key of {model}")
+            target = target[part]
+        if last not in target:
+            raise ConfigError(f"{where}.{key}: unknown key; valid keys are "
+                              f"{sorted('.'.join((*parents, k)) for k in target)}")
+        if isinstance(value, dict) and isinstance(target[last], dict):
+            _override(target[last], value, f"{where}.{key}", model)
+        else:
+            target[last] = copy.deepcopy(value)
+
+
+def changed_tokens(family, base: Any, changed: Any) -> set[str]:
+    """The input tokens ``changed`` removes or adds (empty when it changes anything else too)."""
     key = family.tokens_key
     before, after = getattr(base.model, key), getattr(changed.model, key)
     same_otherwise = {**asdict(changed), "model": {**asdict(changed.model), key: before}} == asdict(base)
-    return set(before) - set(after) if same_otherwise and set(after) <= set(before) else set()
+    return set(before) ^ set(after) if same_otherwise else set()
 
 
 def grid_encoder(base: dict, name: str, overrides: dict | None) -> dict:
@@ -122,15 +127,15 @@ def train_or_reuse(model: str, changed: Any, base: Any, data, embeddings, negati
         return train(task, changed.train, tmp)
 
 
-def run_variant(name: str, variant: dict[str, Any], model: str, base: Any, paths: dict[str, Path],
-                eval_config, out_dir: Path) -> dict:
-    """One first-axis cell: ``variant`` applied to ``model``'s section ``base``, trained (or the main
-    checkpoint reused), then evaluated on the three protocols — re-ranked by the pair model when the
-    variant says ``rerank: N``. ``paths``: split, embeddings, negatives, candidates, model (the main
-    checkpoint), ranker (the pair model's checkpoint, read only by a rerank cell).
+def run_variant(name: str, variant: dict[str, Any], model: str, base: Any, changed: Any,
+                paths: dict[str, Path], eval_config, out_dir: Path) -> dict:
+    """One first-axis cell: ``changed`` (``variant`` applied to ``model``'s section ``base`` by
+    :func:`variant_section`), trained (or the main checkpoint reused), then evaluated on the three
+    protocols. ``paths``: split, embeddings, negatives, candidates, model (the main checkpoint).
 
-    A variant that removes only tokens this dataset has no input for (``no_image`` on a text-only
-    dataset) has nothing to remove: it reuses the main model and says so in ``nothing_removed``.
+    A variant that removes or adds only tokens this dataset has no input for (``no_image`` on a
+    text-only dataset, ``lifetime_counts`` where there are no counts) changes nothing: it reuses the
+    main model and says why in ``nothing_removed``.
     """
     from pixrec.data.dataset import SplitData
     from pixrec.data.modalities import empty_modalities
@@ -139,35 +144,29 @@ def run_variant(name: str, variant: dict[str, Any], model: str, base: Any, paths
     from pixrec.models import family
 
     fam = family(model)
-    changed = variant_section(fam, base, name, variant, model)
-    removed = removed_tokens(fam, base, changed)
-    empty = empty_modalities(paths["split"], paths["embeddings"]) if removed else {}
-    absent = bool(removed) and removed <= set(empty)
+    tokens = changed_tokens(fam, base, changed)
+    empty = empty_modalities(paths["split"], paths["embeddings"]) if tokens else {}
+    absent = bool(tokens) and tokens <= set(empty)
     if absent:
         changed = base
     data = SplitData.load(paths["split"])
     embeddings = load_embeddings(paths["embeddings"], data.n_items)
     train_metrics = train_or_reuse(model, changed, base, data, embeddings, paths["negatives"],
                                    Path(out_dir), paths["model"])
-    rec = ranked(fam, fam.load(Path(out_dir), data, paths["embeddings"], name=name),
-                 variant.get(RERANK, 0), data, paths, embeddings, eval_config)
+    rec = ranked(fam, fam.load(Path(out_dir), data, paths["embeddings"], name=name), data, embeddings,
+                 eval_config)
     result = evaluate_model(rec, data, SampledCandidates.load(paths["candidates"], data), eval_config)
     out = {**result.metrics, "variant": variant, "model": model, "train": train_metrics}
     if absent:
-        out["nothing_removed"] = "; ".join(empty[token] for token in sorted(removed))
+        out["nothing_removed"] = "; ".join(empty[token] for token in sorted(tokens))
     return out
 
 
-def ranked(fam, rec, rerank: int, data, paths: dict[str, Path], embeddings, eval_config):
-    """``rec`` as evaluated: re-ranked by the pair model over its top ``rerank`` when > 0; behind the
-    two-stage retrievers when ``eval.ranking: two_stage`` and ``rec`` scores pair by pair."""
+def ranked(fam, rec, data, embeddings, eval_config):
+    """``rec`` as evaluated: behind the two-stage retrievers when ``eval.ranking: two_stage`` and the
+    model scores pair by pair (exact ranking would cost n_users x n_items forward passes)."""
     from pixrec.evaluation.two_stage import two_stage_ranker
-    from pixrec.models import family
-    from pixrec.scoring import TwoStage
 
-    if rerank > 0:
-        ranker = family("fusion").load(paths["ranker"], data, paths["embeddings"], name=rec.name)
-        return TwoStage(ranker, [rec], rerank, exclude=data.seen_matrix)
     if eval_config.ranking == "two_stage" and fam.pairwise:
         vectors = {side: (e.vectors, e.mask) for side, e in embeddings.items()}
         return two_stage_ranker(rec, data, vectors, eval_config)
@@ -189,7 +188,8 @@ def run_encoder_pair(model: str, base: Any, image_config, text_config, paths: di
 
     emb_dir = Path(out_dir) / "embeddings"
     if own:
-        metas = {side: copy_dir(Path(paths["embeddings"]) / side, emb_dir / side) for side in ("image", "text")}
+        metas = {side: copy_dir(Path(paths["embeddings"]) / side, emb_dir / side)
+                 for side in ("image", "text")}
     else:
         metas = {"image": run_embed_images(paths["split"], paths["raw"], emb_dir / "image", image_config),
                  "text": run_embed_text(paths["split"], emb_dir / "text", text_config)}
@@ -199,8 +199,8 @@ def run_encoder_pair(model: str, base: Any, image_config, text_config, paths: di
                      train_or_reuse(model, base, None, data, embeddings, paths["negatives"],
                                     Path(out_dir) / "model", paths["model"]))
     name = f"{image_config.name}+{text_config.name}"
-    rec = ranked(fam, fam.load(Path(out_dir) / "model", data, emb_dir, name=name), 0, data, paths,
-                 embeddings, eval_config)
+    rec = ranked(fam, fam.load(Path(out_dir) / "model", data, emb_dir, name=name), data, embeddings,
+                 eval_config)
     result = evaluate_model(rec, data, SampledCandidates.load(paths["candidates"], data), eval_config)
     encoders = {side: {k: meta.get(k) for k in ("encoder", "arch", "weights", "random_weights", "dim")}
                 for side, meta in metas.items()}

@@ -29,7 +29,8 @@ LOSSES: Registry[Loss] = Registry("loss")
 
 
 @LOSSES.register("softmax")
-def sampled_softmax(logits: torch.Tensor, target: torch.Tensor, log_q: torch.Tensor | None) -> torch.Tensor:
+def sampled_softmax(logits: torch.Tensor, target: torch.Tensor,
+                    log_q: torch.Tensor | None) -> torch.Tensor:
     """logits (P, C), target (P,) long, log_q (C,) or None -> mean cross-entropy (scalar)."""
     if log_q is not None:
         logits = logits - log_q[None, :]
@@ -37,7 +38,8 @@ def sampled_softmax(logits: torch.Tensor, target: torch.Tensor, log_q: torch.Ten
 
 
 @LOSSES.register("bce")
-def binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor, log_q: torch.Tensor | None) -> torch.Tensor:
+def binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                         log_q: torch.Tensor | None) -> torch.Tensor:
     """logits (P, C), target (P,) -> mean over rows of softplus(-s_pos) + mean softplus(s_neg);
     ``log_q`` is not used."""
     rows = torch.arange(len(target))

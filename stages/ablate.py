@@ -1,5 +1,6 @@
-"""ablate stage (one DVC matrix cell): the fusion model without some tokens, trained and evaluated
-exactly like the main model."""
+"""ablate stage (one DVC matrix cell): the headline model with one variant applied (a token removed or
+added, another loss, no ID dropout, mean fusion, no freshness bias), trained and evaluated exactly
+like the model itself."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from stages._params import StageParams, declared, fail_cleanly, read_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
-# the eval keys an ablation cell reads: the protocols and the two-stage ranking of one model (the
-# retrievers with their fixed knobs); not eval.intervals (the evaluate stage's alone)
+# the eval keys a cell reads: the protocols, and two-stage ranking when the model scores pairs
 EVAL_KEYS = ("eval.ks", "eval.batch_users", "eval.seed", "eval.ranking", "eval.two_stage_retrievers",
              "eval.two_stage_candidates")
 # a cell is one model: the exact vs two-stage sweep is the two-stage stage's
 EVAL_FIXED = {"two_stage_sweep": []}
-PARAMS = ("model", "train", *EVAL_KEYS, "ablate.drop.{variant}")  # = dvc.yaml, {variant} = ${item.variant}
+# = dvc.yaml: {model} = ${models.headline}, {variant} = ${item.variant}
+PARAMS = ("{model}", *EVAL_KEYS, "ablate.cells.{variant}")
 
 
 def eval_config(p: StageParams):
@@ -27,26 +28,36 @@ def eval_config(p: StageParams):
     return p.section(EvalConfig, "eval", **EVAL_FIXED)
 
 
-def load_params(path: Path, variant: str):
-    """(tokens to drop, ModelConfig, TrainConfig, EvalConfig) of cell ``variant``."""
-    from pixrec.model import ModelConfig
-    from pixrec.training import TrainConfig
+def load_params(path: Path, model: str, variant: str):
+    """(the model's section, the variant's overrides, the section they make, EvalConfig) of cell
+    ``variant``; an override naming no key of the section is an error here, before any work."""
+    from typing import Any
 
-    with read_params(path, declared(PARAMS, variant=variant)) as p:
-        return (p.value(f"ablate.drop.{variant}", list[str]), p.section(ModelConfig, "model"),
-                p.section(TrainConfig, "train"), eval_config(p))
+    from pixrec.ablation import variant_section
+    from pixrec.config import ConfigError
+    from pixrec.models import family
+
+    with read_params(path, declared(PARAMS, model=model, variant=variant)) as p:
+        fam = family(model)
+        base, spec = p.section(fam.section, model), p.value(f"ablate.cells.{variant}", dict[str, Any])
+        try:
+            changed = variant_section(fam, base, variant, spec, model)
+        except ConfigError as exc:
+            raise ConfigError(f"{p.path}: {exc}") from None
+        return base, spec, changed, eval_config(p)
 
 
 @app.command()
 @fail_cleanly
 def main(
+    model: str = typer.Option(..., help="the headline model (models.headline)"),
     variant: str = typer.Option(..., help="a name from ablate.variants"),
     split: Path = typer.Option(Path("data/split")),
     embeddings: Path = typer.Option(Path("data/embeddings")),
     negatives: Path = typer.Option(Path("data/negatives")),
     candidates: Path = typer.Option(Path("data/candidates"), help="sampled-protocol candidate sets"),
-    model: Path = typer.Option(Path("models/fusion"), help="the main model: reused by a variant that "
-                               "drops nothing (same params, same weights) instead of retraining"),
+    models: Path = typer.Option(Path("models"), help="models/<model> is reused by a variant that changes "
+                                "nothing"),
     out: Path = typer.Option(Path("data/ablation/full")),
     metrics: Path = typer.Option(Path("metrics/ablation/full.json")),
     params: Path = typer.Option(Path("params.yaml")),
@@ -54,10 +65,10 @@ def main(
     from pixrec.ablation import run_variant
     from pixrec.io import write_json
 
-    # only this cell's ablate.drop entry: editing another cell's re-runs nothing here
-    drop, model_config, train_config, eval_config_ = load_params(params, variant)
-    result = run_variant(variant, drop, split, embeddings, negatives, candidates, model_config,
-                         train_config, eval_config_, out, main_model=model)
+    base, spec, changed, config = load_params(params, model, variant)
+    paths = {"split": split, "embeddings": embeddings, "negatives": negatives, "candidates": candidates,
+             "model": models / model}
+    result = run_variant(variant, spec, model, base, changed, paths, config, out)
     write_json(metrics, result)
     typer.echo(f"{variant}: full ndcg@10={result['full']['ndcg@10']:.4f} "
                f"cold ndcg@10={result['cold']['ndcg@10']:.4f}")

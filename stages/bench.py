@@ -16,19 +16,19 @@ from stages._params import fail_cleanly, read_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
-PARAMS = ("encoders.image", "encoders.text", "model", "train")
+PARAMS = ("encoders.image", "encoders.text", "fusion", "two_tower")
+MODELS = ("fusion", "two_tower")
 
 
 def load_params(path: Path):
-    """(ImageEncoderConfig, TextEncoderConfig, ModelConfig, TrainConfig)."""
+    """(ImageEncoderConfig, TextEncoderConfig, {model: its params section})."""
     from pixrec.encoders.base import ImageEncoderConfig, TextEncoderConfig
-    from pixrec.model import ModelConfig
-    from pixrec.training import TrainConfig
+    from pixrec.models import family
 
     with read_params(path, PARAMS) as p:
         return (p.section(ImageEncoderConfig, "encoders.image"),
                 p.section(TextEncoderConfig, "encoders.text"),
-                p.section(ModelConfig, "model"), p.section(TrainConfig, "train"))
+                {name: p.section(family(name).section, name) for name in MODELS})
 
 
 @app.command()

@@ -12,7 +12,7 @@ STAGES: dict[str, str] = {
     "embed-images": "stages.embed_images",
     "embed-text": "stages.embed_text",
     "negative-sample": "stages.negative_sample",
-    "train": "stages.train",
+    "train": "stages.train",  # DVC's train-fusion / train-two-tower: pixrec train --model <name>
     "tune": "stages.tune",
     "evaluate": "stages.evaluate",
     "two-stage": "stages.two_stage",

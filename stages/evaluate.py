@@ -1,6 +1,7 @@
-"""evaluate stage: every baseline at the knobs the tune stage chose, and the fusion model when trained,
-through the sampled, full and cold protocols, with bootstrap intervals and paired tests against the
-best baseline -> metrics/evaluate.json, a dvc plot CSV and per-user Parquet."""
+"""evaluate stage: every baseline at the knobs the tune stage chose, and every model of ``models.fit``
+(trained by its train stage into models/<name>), through the sampled, full and cold protocols, with
+bootstrap intervals and paired tests against the best baseline -> metrics/evaluate.json, a dvc plot
+CSV and per-user Parquet."""
 
 from __future__ import annotations
 
@@ -14,32 +15,49 @@ from stages.tune import load_vectors, needs_embeddings
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
-PARAMS = ("eval",)  # = this stage's params in dvc.yaml
+PARAMS = ("eval", "models.fit", "models.headline")  # = this stage's params in dvc.yaml
 
 
 def load_params(path: Path):
-    """(EvalConfig, IntervalConfig): ``eval`` and its nested ``eval.intervals``, which only this stage
-    reads (the ablate and two-stage stages build EvalConfig from the other keys)."""
+    """(EvalConfig, IntervalConfig, models): ``eval`` and its nested ``eval.intervals`` and
+    ``eval.rerank``, which only this stage reads (the ablate and two-stage stages build EvalConfig
+    from the other keys), and ``models`` = (``models.fit``, ``models.headline``, ``eval.rerank``)."""
     from pixrec.config import ConfigError
     from pixrec.evaluation import EvalConfig, IntervalConfig
+    from pixrec.models import RerankConfig
 
     with read_params(path, PARAMS) as p:
         section = p.raw("eval")
-        if not isinstance(section, dict) or "intervals" not in section:
-            raise ConfigError(f"{p.path}: eval.intervals is missing")
+        for apart in ("intervals", "rerank"):
+            if not isinstance(section, dict) or apart not in section:
+                raise ConfigError(f"{p.path}: eval.{apart} is missing")
         section = dict(section)
         intervals = p.build(IntervalConfig, "eval.intervals", section.pop("intervals"))
-        return p.build(EvalConfig, "eval", section), intervals
+        rerank = p.build(RerankConfig, "eval.rerank", section.pop("rerank"))
+        models = (p.value("models.fit", list[str]), p.value("models.headline", str), rerank)
+        return p.build(EvalConfig, "eval", section), intervals, models
 
 
-def _fusion_loader(model_dir: Path, data, embeddings_dir: Path):
-    """A callable building the fusion recommender, or None (with the reason) when there is none."""
-    if not model_dir.is_dir():
-        print(f"fusion: skipped, {model_dir} does not exist (run the train stage)", file=sys.stderr)
-        return None
-    from pixrec.model import load_recommender
+def trained_models(models: tuple, models_dir: Path, data, embeddings_dir: Path) -> list:
+    """The models of ``models.fit`` that have a checkpoint under ``models_dir`` (the others are
+    skipped with the reason: a workspace where only the baselines ran still evaluates), and the
+    headline re-ranked by the pair model (``eval.rerank``) when both are there."""
+    from pixrec.evaluation import TrainedModel
+    from pixrec.models import family, reranked
 
-    return lambda: load_recommender(model_dir, data, embeddings_dir)
+    names, headline, rerank = models
+    out, loaders = [], {}
+    for name in names:
+        fam, where = family(name), models_dir / name
+        if not where.is_dir():
+            print(f"{name}: skipped, {where} does not exist (run train@{name})", file=sys.stderr)
+            continue
+        loaders[name] = lambda f=fam, w=where, n=name: f.load(w, data, embeddings_dir, name=n)
+        out.append(TrainedModel(name, loaders[name], fam.pairwise))
+    if rerank.top_n and headline in loaders and "fusion" in loaders and headline != "fusion":
+        load = lambda: reranked(loaders[headline](), loaders["fusion"](), rerank.top_n, data)  # noqa: E731
+        out.append(TrainedModel(f"{headline}+rerank", load, False))
+    return out
 
 
 @app.command()
@@ -49,7 +67,7 @@ def main(
     embeddings: Path = typer.Option(Path("data/embeddings"), help="holds image/ and text/"),
     candidates: Path = typer.Option(Path("data/candidates"), help="sampled-protocol candidate sets"),
     tuning: Path = typer.Option(Path("data/tuning"), help="the baselines' chosen knobs (tune stage)"),
-    model: Path = typer.Option(Path("models/fusion"), help="fusion checkpoint dir; skipped if absent"),
+    models: Path = typer.Option(Path("models"), help="holds models/<name> for each of models.fit"),
     out: Path = typer.Option(Path("data/eval"), help="per-user results"),
     metrics: Path = typer.Option(Path("metrics/evaluate.json")),
     plot: Path = typer.Option(Path("metrics/evaluate_plot.csv")),
@@ -61,7 +79,7 @@ def main(
     from pixrec.evaluation.tuning import load_chosen
     from pixrec.numerics import environment
 
-    config, intervals = load_params(params)
+    config, intervals, models_ = load_params(params)
     data = SplitData.load(split)
     ctx = load_chosen(tuning, data, None)
     two_stage = list(config.two_stage_retrievers) if config.ranking == "two_stage" else []
@@ -69,7 +87,7 @@ def main(
         ctx.embeddings = load_vectors(embeddings, data.n_items)
     sampled = SampledCandidates.load(candidates, data)
     results, reference = evaluate_all(ctx, sampled, config, intervals,
-                                      fusion=_fusion_loader(model, data, embeddings), log=typer.echo)
+                                      trained_models(models_, models, data, embeddings), log=typer.echo)
     write_outputs(results, reference, intervals, out, metrics, plot,
                   {"config": to_mapping(config), "intervals": to_mapping(intervals), "chosen": ctx.chosen,
                    "numerics": environment()})

@@ -30,20 +30,21 @@ def load_params(path: Path):
 def main(
     split: Path = typer.Option(Path("data/split")),
     embeddings: Path = typer.Option(Path("data/embeddings")),
-    model: Path = typer.Option(Path("models/fusion")),
+    fusion: Path = typer.Option(Path("models/fusion"), help="the six-token pair model's checkpoint"),
     metrics: Path = typer.Option(Path("metrics/two_stage.json")),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
     from pixrec.data.dataset import SplitData
     from pixrec.evaluation.two_stage import two_stage_sweep
     from pixrec.io import write_json
-    from pixrec.model import load_recommender
+    from pixrec.models import family
     from stages.tune import load_vectors
 
     config = load_params(params)
     data = SplitData.load(split)
     emb = load_vectors(embeddings, data.n_items)
-    result = two_stage_sweep(load_recommender(model, data, embeddings), data, emb, config, log=typer.echo)
+    ranker = family("fusion").load(fusion, data, embeddings, name="fusion")
+    result = two_stage_sweep(ranker, data, emb, config, log=typer.echo)
     write_json(metrics, result)
     typer.echo(f"-> {metrics}")
 

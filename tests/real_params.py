@@ -40,7 +40,7 @@ KEYS = {"DataConfig": "data", "SplitConfig": "split", "ImageEncoderConfig": "enc
         "TwoTowerSection": "two_tower", "EvalConfig": "eval", "ReportConfig": "report",
         "TuneConfig": "baselines", "IntervalConfig": "eval.intervals"}
 # sections nested in another's params.yaml mapping but read as their own (not fields of the outer one)
-APART = {"EvalConfig": ("intervals",)}
+APART = {"EvalConfig": ("intervals", "rerank")}
 
 
 def real_config(cls: type[T], **overrides: Any) -> T:

@@ -57,15 +57,17 @@ def inputs(tiny_split, tmp_path_factory) -> Path:
 def train_stage(inputs: Path, split: Path, run: Path, nproc: int) -> tuple[dict, str]:
     """The train stage as DVC runs it, with train.nproc = ``nproc``; (metrics, stdout)."""
     run.mkdir()
-    params = {"model": {**real_section("model"), "dim": 16, "heads": 2, "layers": 1, "dropout": 0.1,
-                        "mlp_hidden": 32},
-              "train": {**real_section("train"), "lr": 0.003, "batch_size": 1000, "epochs": 3, "patience": 3,
-                        "val_users": 100, "seed": 5, "threads": 2, "nproc": nproc}}
+    fusion = real_section("fusion")
+    params = {"fusion": {
+        "model": {**fusion["model"], "dim": 16, "heads": 2, "layers": 1, "dropout": 0.1, "mlp_hidden": 32},
+        "train": {**fusion["train"], "lr": 0.003, "batch_size": 1000, "epochs": 3, "patience": 3,
+                  "val_users": 100, "seed": 5, "threads": 2, "nproc": nproc}}}
     (run / "params.yaml").write_text(yaml.safe_dump(params))
     proc = subprocess.run(
-        [sys.executable, "-m", "stages.train", "--split", str(split), "--embeddings", str(inputs / "emb"),
-         "--negatives", str(inputs / "neg"), "--out", str(run / "model"), "--metrics",
-         str(run / "train.json"), "--live-dir", str(run / "live"), "--params", str(run / "params.yaml")],
+        [sys.executable, "-m", "stages.train", "--model", "fusion", "--split", str(split),
+         "--embeddings", str(inputs / "emb"), "--negatives", str(inputs / "neg"), "--out", str(run / "model"),
+         "--metrics", str(run / "train.json"), "--live-dir", str(run / "live"),
+         "--params", str(run / "params.yaml")],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((run / "train.json").read_text()), proc.stdout

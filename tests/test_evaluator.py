@@ -22,6 +22,7 @@ from pixrec.evaluation import (
     EvalConfig,
     IntervalConfig,
     SampledCandidates,
+    TrainedModel,
     evaluate_all,
     evaluate_model,
     full_ranking,
@@ -226,8 +227,8 @@ def test_evaluate_all_compares_every_model_with_the_best_baseline():
     oracle[data.test.users[::2], data.test.items[::2]] = -1.0
     table = Table(oracle)
     table.name = "fusion"
-    results, reference = evaluate_all(ctx, None, cfg(), IntervalConfig(200, 0.9), fusion=lambda: table,
-                                      log=lambda _: None)
+    results, reference = evaluate_all(ctx, None, cfg(), IntervalConfig(200, 0.9),
+                                      [TrainedModel("fusion", lambda: table, False)], log=lambda _: None)
     full = {r.name: r.metrics["full"] for r in results}
     baselines = ["random", "item_knn", "most_popular"]
     assert reference == max(baselines, key=lambda m: full[m]["ndcg@10"])
@@ -266,8 +267,9 @@ def _write_inputs(tmp: Path, baselines: dict) -> dict[str, Path]:
     np.save(neg / S.CAND_FILE, np.array(cands, dtype=np.int32))
     import yaml
 
-    params = {"baselines": baselines, "train": {"lr": 1.0},
-              "eval": {**EVAL, "ks": [5, 10, 20], "intervals": {"resamples": 200, "level": 0.95}}}
+    params = {"baselines": baselines, "models": {"fit": ["fusion", "two_tower"], "headline": "two_tower"},
+              "eval": {**EVAL, "ks": [5, 10, 20], "intervals": {"resamples": 200, "level": 0.95},
+                       "rerank": {"top_n": 10}}}
     (tmp / "params.yaml").write_text(yaml.safe_dump(params))
     return {"split": split}
 
@@ -275,7 +277,7 @@ def _write_inputs(tmp: Path, baselines: dict) -> dict[str, Path]:
 def _run_stage(tmp: Path, stage: str = "evaluate") -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "DVC_NO_ANALYTICS": "1"}
-    args = {"evaluate": ["--candidates", "data/candidates", "--model", "models/fusion", "--out", "data/eval"],
+    args = {"evaluate": ["--candidates", "data/candidates", "--models", "models", "--out", "data/eval"],
             "tune": []}[stage]
     cmd = [sys.executable, "-m", f"stages.{stage}", "--split", "data/split", "--embeddings",
            "data/embeddings", *args, "--params", "params.yaml"]
@@ -297,7 +299,8 @@ def test_stage_end_to_end(tmp_path):
     assert _run_stage(tmp_path, "tune").returncode == 0
     proc = _run_stage(tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "fusion: skipped" in proc.stderr  # no models/fusion in this toy project
+    assert "fusion: skipped" in proc.stderr  # no models/ in this toy project
+    assert "two_tower: skipped" in proc.stderr
     metrics = json.loads((tmp_path / "metrics" / "evaluate.json").read_text())
     chosen = json.loads((tmp_path / "metrics" / "tuning.json").read_text())
     assert list(metrics) == sorted([*NAMES, "intervals"])  # sorted keys

@@ -8,7 +8,7 @@ import torch
 from real_params import real_config
 
 from pixrec.features import ItemFeatures
-from pixrec.model import TOKENS, FusionRecommender, ModelConfig, MultimodalRecommender
+from pixrec.models.fusion import TOKENS, FusionConfig, FusionModel, FusionRecommender
 
 N_USERS, N_ITEMS, N_TAGS, D_TEXT, D_IMAGE = 7, 11, 3, 5, 6
 
@@ -31,10 +31,10 @@ def make_feats(seed: int = 0) -> ItemFeatures:
     )
 
 
-def make_model(**overrides) -> MultimodalRecommender:
+def make_model(**overrides) -> FusionModel:
     torch.manual_seed(0)
-    config = real_config(ModelConfig, dim=16, heads=2, layers=2, dropout=0.0, mlp_hidden=8, **overrides)
-    return MultimodalRecommender(config, N_USERS, N_ITEMS, N_TAGS, 14, D_TEXT, D_IMAGE).eval()
+    config = real_config(FusionConfig, dim=16, heads=2, layers=2, dropout=0.0, mlp_hidden=8, **overrides)
+    return FusionModel(config, N_USERS, N_ITEMS, N_TAGS, 14, D_TEXT, D_IMAGE).eval()
 
 
 def pairs() -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,6 +108,6 @@ def test_item_token_dropout_only_in_training_calls():
 
 def test_config_rejects_unknown_modality_and_bad_heads():
     with pytest.raises(ValueError, match="unknown token"):
-        real_config(ModelConfig, modalities=["user", "video"])
+        real_config(FusionConfig, modalities=["user", "video"])
     with pytest.raises(ValueError, match="divisible"):
-        real_config(ModelConfig, dim=30, heads=4)
+        real_config(FusionConfig, dim=30, heads=4)

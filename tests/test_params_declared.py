@@ -39,9 +39,12 @@ def _resolve(value: Any) -> Any:
 
 
 def _cells(stage: dict) -> list[dict[str, str]]:
-    """One item per DVC matrix cell (``{}`` for a plain stage)."""
+    """One item per DVC matrix cell (``{}`` for a plain stage), plus the model the command names
+    (``--model fusion`` or ``--model ${models.headline}``)."""
     matrix = {k: _resolve(v) for k, v in stage.get("matrix", {}).items()}
-    return [dict(zip(matrix, combo, strict=True)) for combo in itertools.product(*matrix.values())]
+    named = re.search(r"--model ([^\s/]+)(?=\s|$)", stage["cmd"])
+    fixed = {"model": _resolve(named.group(1))} if named else {}
+    return [dict(zip(matrix, combo, strict=True)) | fixed for combo in itertools.product(*matrix.values())]
 
 
 def _cases() -> list[tuple[str, dict[str, str]]]:
@@ -56,7 +59,8 @@ def _declared_in_dvc_yaml(name: str, item: dict[str, str]) -> set[str]:
     keys = set()
     for entry in PIPELINE[name].get("params", []):
         assert isinstance(entry, str), f"{name}: params from another file: {entry!r}"
-        keys.add(re.sub(r"\$\{item\.(\w+)\}", lambda m: item[m.group(1)], entry))
+        entry = re.sub(r"\$\{item\.(\w+)\}", lambda m: item[m.group(1)], entry)
+        keys.add(re.sub(r"\$\{[\w.]+\}", lambda m: str(_resolve(m.group(0))), entry))
     return keys
 
 
@@ -106,7 +110,7 @@ def test_an_unknown_key_in_any_section_a_stage_reads_is_an_error(case, tmp_path)
 def _load(tmp_path: Path, stage: str, overrides: dict[str, Any]):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(_apply(real_params(), overrides)))
-    return _module(stage).load_params(path)
+    return _module(stage).load_params(path, **_cells(PIPELINE[stage])[0])
 
 
 def _without(key: str) -> dict[str, Any]:
@@ -122,17 +126,21 @@ def _without(key: str) -> dict[str, Any]:
 def test_values_are_typed_at_load(tmp_path):
     # YAML 1.1 reads 3e-4 as the string '3e-4': it reaches the optimiser as a float
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace(
-        "  lr: 0.005", "  lr: 3e-4"))
-    assert yaml.safe_load((tmp_path / "params.yaml").read_text())["train"]["lr"] == "3e-4"
-    _, train = _module("train").load_params(tmp_path / "params.yaml")
-    assert train.lr == 3e-4 and type(train.lr) is float
+        "    lr: 0.005", "    lr: 3e-4"))
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text())["fusion"]["train"]["lr"] == "3e-4"
+    _, section = _module("train-fusion").load_params(tmp_path / "params.yaml", model="fusion")
+    assert section.train.lr == 3e-4 and type(section.train.lr) is float
     split = _load(tmp_path, "split", {"split.min_user_interactions": "3"})
     assert split.min_user_interactions == 3 and type(split.min_user_interactions) is int
     assert _load(tmp_path, "negative-sample", {"negatives.per_positive": 2.0}).per_positive == 2
 
 
 @pytest.mark.parametrize(("stage", "overrides", "message"), [
-    ("train", {"train.lr": "abc"}, "params.yaml: train.lr: expected a number, got 'abc'"),
+    ("train-fusion", {"fusion.train.lr": "abc"},
+     "params.yaml: fusion.train.lr: expected a number, got 'abc'"),
+    ("train-two-tower", {"two_tower.model.tokens": ["item", "smell"]},
+     r"two_tower.model.tokens: unknown \['smell'\]"),
+    ("ablate", {"ablate.cells.full": {"lossy": "bce"}}, "ablate.cells.full.lossy: unknown key"),
     ("negative-sample", {"negatives.per_positive": "abc"},
      "params.yaml: negatives.per_positive: expected an integer, got 'abc'"),
     ("negative-sample", {"negatives.per_positive": 2.5},
@@ -148,7 +156,8 @@ def test_values_are_typed_at_load(tmp_path):
      "params.yaml: eval.two_stage_retrievers.item_knn.k: expected an integer, got 'fifty'"),
     ("evaluate", {"eval.intervals.level": "high"}, "params.yaml: eval.intervals.level: expected a number"),
     ("evaluate", {"eval.ks": [5, "ten"]}, r"params.yaml: eval.ks\[1\]: expected an integer, got 'ten'"),
-    ("train", {"model.dim": 30, "model.heads": 4}, "dim divisible by heads, got dim=30 heads=4"),
+    ("train-fusion", {"fusion.model.dim": 30, "fusion.model.heads": 4},
+     "divisible by heads, got dim=30 heads=4"),
     ("download", {"data.url.covers_sha256": "abc"}, "data.url.covers_sha256: 'abc' is not a sha256"),
     ("ablate-summary", {"ablate.variants": "full"}, r"ablate.variants: expected list\[str\], got 'full'"),
 ])
@@ -159,23 +168,24 @@ def test_a_bad_value_is_one_line_naming_the_key(tmp_path, stage, overrides, mess
 
 
 @pytest.mark.parametrize(("stage", "key"), [
-    ("train", "train.lr"), ("evaluate", "eval.seed"), ("evaluate", "eval.intervals"),
+    ("train-fusion", "fusion.train.lr"), ("train-two-tower", "two_tower.select.cold_offset"),
+    ("evaluate", "eval.seed"), ("evaluate", "eval.rerank"), ("evaluate", "eval.intervals"),
     ("evaluate", "eval.intervals.level"), ("tune", "baselines.knobs"), ("tune", "baselines.knobs.ease.lam"),
     ("embed-text", "encoders.text.max_length"), ("download", "data.url.items")])
 def test_a_missing_key_is_an_error_naming_it(tmp_path, stage, key):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(_without(key)))
     with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: {re.escape(key)} is missing$"):
-        _module(stage).load_params(path)
+        _module(stage).load_params(path, **_cells(PIPELINE[stage])[0])
 
 
 def test_read_params_hands_out_declared_keys_only_and_checks_each_is_read(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(real_params()))
     with pytest.raises(KeyError, match="not in this stage's PARAMS"), read_params(path, ["split"]) as p:
-        p.raw("train")
-    with pytest.raises(AssertionError, match=r"never read: \['train'\]"), \
-            read_params(path, ["split", "train"]) as p:
+        p.raw("fusion")
+    with pytest.raises(AssertionError, match=r"never read: \['fusion'\]"), \
+            read_params(path, ["split", "fusion"]) as p:
         p.raw("split")
     (tmp_path / "no_eval.yaml").write_text(yaml.safe_dump(_without("eval")))
     with pytest.raises(ConfigError, match=r"no_eval\.yaml: eval is missing"):

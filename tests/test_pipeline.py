@@ -13,12 +13,15 @@ from dvc_repo import make_dvc_repo, run_dvc, set_params
 
 from pixrec.evaluation.intervals import point_estimates
 
-STAGES = ["download", "split", "embed-images", "embed-text", "negative-sample", "train", "tune", "evaluate",
-          "two-stage", "ablate", "ablate-encoders", "ablate-summary", "report"]
+STAGES = ["download", "split", "embed-images", "embed-text", "negative-sample", "train-fusion",
+          "train-two-tower", "tune", "evaluate", "two-stage", "ablate", "ablate-encoders", "ablate-summary",
+          "report"]
 TINY = {
     "data.preset": "tiny",
-    "model": {"dim": 16, "heads": 2, "layers": 1, "mlp_hidden": 16},
-    "train": {"epochs": 2, "patience": 2, "val_users": 50, "batch_size": 1024},
+    "fusion": {"model": {"dim": 16, "heads": 2, "layers": 1, "mlp_hidden": 16},
+               "train": {"epochs": 2, "patience": 2, "val_users": 50, "batch_size": 1024}},
+    "two_tower": {"model": {"dim": 16, "negatives": 64},
+                  "train": {"epochs": 4, "patience": 4, "val_users": 100}},
     "negatives": {"epochs": 2, "per_positive": 2},
     "ablate.variants": ["full", "no_image"],
     "baselines.names": ["random", "most_popular", "item_knn", "ease", "content_knn"],
@@ -42,12 +45,14 @@ def ran(output: str) -> set[str]:
 def test_repro_writes_every_metric_and_the_report(repo):
     evaluate = json.loads((repo / "metrics" / "evaluate.json").read_text())
     assert evaluate.pop("intervals")["reference"] in TINY["baselines.names"]  # the paired tests' baseline
-    assert {"random", "most_popular", "item_knn", "ease", "content_knn", "fusion"} <= set(evaluate)
+    assert {"random", "most_popular", "item_knn", "ease", "content_knn", "fusion", "two_tower",
+            "two_tower+rerank"} <= set(evaluate)
     full = {m: evaluate[m]["full"]["ndcg@10"] for m in evaluate}
     # what the data's latent structure lets a method learn (measured on this tiny data: random 0.022,
     # most_popular 0.055, fusion 0.055 after 2 epochs, item_knn 0.17, ease 0.16; bit-for-bit stable)
     assert full["ease"] > 2 * full["most_popular"] and full["item_knn"] > 2 * full["most_popular"]
     assert full["most_popular"] > 2 * full["random"] and full["fusion"] > 2 * full["random"]
+    assert full["two_tower"] > 1.5 * full["most_popular"]  # 0.091 vs 0.055 after 4 epochs at dim 16
     # cold test items exist, ID-only methods cannot rank them, content can
     cold = {m: evaluate[m]["cold"] for m in evaluate}
     assert all(c["n_users"] == cold["fusion"]["n_users"] > 0 for c in cold.values())
@@ -57,19 +62,20 @@ def test_repro_writes_every_metric_and_the_report(repo):
     n_cold = ranks.filter((pl.col("model") == "fusion") & (pl.col("protocol") == "cold")).height
     assert n_cold == cold["fusion"]["n_users"]
     ablation = json.loads((repo / "metrics" / "ablation.json").read_text())
-    assert set(ablation) == {"full", "no_image"}
-    assert ablation["no_image"]["modalities"] == ["user", "item", "tag", "counts", "text"]
+    assert set(ablation) == {"full", "no_image", "rerank"}  # rerank: the evaluate stage's row
+    assert ablation["no_image"]["variant"] == {"model.tokens": ["item", "tag", "text"]}
+    assert ablation["no_image"]["model"] == "two_tower"
     # the `full` cell is the main model (same params): reused, not retrained, same metrics
-    assert ablation["full"]["full"] == point_estimates(evaluate["fusion"]["full"])
+    assert ablation["full"]["full"] == point_estimates(evaluate["two_tower"]["full"])
     assert ablation["full"]["train"]["reused"] and "reused" not in ablation["no_image"]["train"]
     # ... and so is the encoder grid's cell for the pipeline's own encoders (embeddings copied)
     grid = json.loads((repo / "metrics" / "ablation_encoders.json").read_text())
-    assert grid["pixel-sbert"]["full"] == point_estimates(evaluate["fusion"]["full"])
+    assert grid["pixel-sbert"]["full"] == point_estimates(evaluate["two_tower"]["full"])
     assert (repo / "data/ablation_encoders/pixel-sbert/embeddings/text/embeddings.npy").read_bytes() == (
         repo / "data/embeddings/text/embeddings.npy").read_bytes()
     assert grid["pixel-sbert"]["encoders"]["text"]["encoder"] == "sbert"
-    train = json.loads((repo / "metrics" / "train.json").read_text())
-    assert train["epochs_run"] >= 1
+    for model in ("fusion", "two_tower"):
+        assert json.loads((repo / "metrics" / "train" / f"{model}.json").read_text())["epochs_run"] >= 1
     assert (repo / "reports" / "index.html").stat().st_size > 10_000
     shown = run_dvc(repo, "metrics", "show", "--json").stdout
     assert "evaluate.json" in shown
@@ -78,12 +84,16 @@ def test_repro_writes_every_metric_and_the_report(repo):
 @pytest.mark.slow
 def test_second_repro_does_nothing_and_lr_change_skips_embeddings(repo):
     assert ran(run_dvc(repo, "repro").stdout) == set()
-    set_params(repo, {"train.lr": 0.01})
+    set_params(repo, {"two_tower.train.lr": 0.01})
     out = run_dvc(repo, "repro").stdout
-    # train.* feeds the main model and every ablation cell; nothing upstream re-runs
-    assert ran(out) == {"train", "evaluate", "two-stage", "ablate@full", "ablate@no_image",
+    # two_tower.* feeds the headline model and every ablation cell; nothing upstream re-runs, and
+    # neither the pair model nor its two-stage table
+    assert ran(out) == {"train-two-tower", "evaluate", "ablate@full", "ablate@no_image",
                         "ablate-encoders@pixel-sbert", "ablate-summary", "report"}
-    set_params(repo, {"ablate.drop.no_image": ["image", "counts"]})
+    set_params(repo, {"fusion.train.lr": 0.01})
+    assert ran(run_dvc(repo, "repro").stdout) == {"train-fusion", "evaluate", "two-stage", "ablate-summary",
+                                                  "report"}
+    set_params(repo, {"ablate.cells.no_image": {"model.tokens": ["item", "text"]}})
     assert ran(run_dvc(repo, "repro").stdout) == {"ablate@no_image", "ablate-summary", "report"}
 
 
@@ -101,9 +111,9 @@ def test_sampled_candidates_change_retrains_nothing(repo):
     candidates = _lock_hash(repo, "negative-sample", "data/candidates")
     set_params(repo, {"negatives.eval_candidates": 10})
     status = run_dvc(repo, "status", "--json").stdout
-    assert "negative-sample" in json.loads(status) and "train" not in json.loads(status)
+    assert "negative-sample" in json.loads(status) and "train-fusion" not in json.loads(status)
     out = run_dvc(repo, "repro").stdout
-    assert "train" not in ran(out) and "two-stage" not in ran(out)
+    assert not {"train-fusion", "train-two-tower", "two-stage"} & ran(out)
     assert {"negative-sample", "evaluate", "report"} <= ran(out)
     assert _lock_hash(repo, "negative-sample", "data/negatives") == negatives
     assert _lock_hash(repo, "negative-sample", "data/candidates") != candidates
@@ -115,7 +125,8 @@ def test_forced_rerun_writes_the_same_bytes(repo):
     """Same params, same outputs bit for bit: no timings or machine paths in what a stage writes, so
     dvc.lock (the hash of every output) does not move when stages run again."""
     before = (repo / "dvc.lock").read_text()
-    run_dvc(repo, "repro", "--force", "--single-item", "embed-text", "train", "tune", "evaluate", "two-stage")
+    run_dvc(repo, "repro", "--force", "--single-item", "embed-text", "train-fusion", "train-two-tower",
+            "tune", "evaluate", "two-stage")
     assert (repo / "dvc.lock").read_text() == before
 
 
@@ -148,16 +159,17 @@ def test_bench_reports_every_stage_and_the_compute_figures(repo, tmp_path):
     assert proc.returncode == 0, proc.stderr
     bench = json.loads(out.read_text())
     names = [r["stage"] for r in bench["stages"]["rows"]]
-    assert {"download", "split", "train", "two-stage", "ablate@no_image", "ablate-encoders@pixel-sbert",
-            "report"} <= set(names)
+    assert {"download", "split", "train-fusion", "train-two-tower", "two-stage", "ablate@no_image",
+            "ablate-encoders@pixel-sbert", "report"} <= set(names)
     assert all(r["ok"] and r["wall_s"] >= 0 and r["peak_rss_mib"] > 0 for r in bench["stages"]["rows"])
     # a stage that loads torch and trains holds far more than a bare interpreter (~10 MiB);
     # tiny stages like ablate-summary may hold little more than that (32 MiB seen)
-    train = next(r for r in bench["stages"]["rows"] if r["stage"] == "train")
+    train = next(r for r in bench["stages"]["rows"] if r["stage"] == "train-two-tower")
     assert train["wall_s"] > 0 and train["peak_rss_mib"] > 100
     assert bench["machine"]["cpus"] >= 1 and bench["machine"]["memory_gib"] > 0
     assert {r["side"] for r in bench["embed"]} == {"image", "text"}
     assert all(r["bare_per_s"] > 0 and r["stage_per_s"] > 0 for r in bench["embed"])
-    assert bench["train"]["samples_per_s"] > 0 and bench["ranking"]["users_per_s"] > 0
+    assert bench["train"]["fusion"]["samples_per_s"] > 0 and bench["train"]["two_tower"]["samples_per_s"] > 0
+    assert bench["ranking"]["users_per_s"] > 0
     fusion = bench["fusion"]
     assert fusion["pairs"] == 2 * bench["dataset"]["items"] and fusion["mflop_per_pair"] > 0

@@ -79,7 +79,7 @@ def make_report_inputs(root: Path, seed: int = 0) -> dict[str, Path]:
     from pixrec.data.dataset import SplitData
     from pixrec.data.split import SplitConfig, split_raw
     from pixrec.features import build_item_features, count_stats, load_embeddings
-    from pixrec.model import FusionRecommender, ModelConfig, MultimodalRecommender, save_model
+    from pixrec.models.fusion import FusionConfig, FusionModel, FusionRecommender, save_model
     from pixrec.report.examples import rank_users
 
     rng = np.random.default_rng(seed)
@@ -99,8 +99,8 @@ def make_report_inputs(root: Path, seed: int = 0) -> dict[str, Path]:
     feats = build_item_features(data, load_embeddings(p["embeddings"], data.n_items), stats)
     dims = {"n_users": data.n_users, "n_items": data.n_items, "n_tags": int(data.item_tags.max()),
             "n_count_features": int(feats.counts.shape[1]), "d_text": 8, "d_image": 6}
-    config = real_config(ModelConfig, dim=16, heads=2, layers=1, mlp_hidden=16)
-    model = MultimodalRecommender(config, **dims).eval()
+    config = real_config(FusionConfig, dim=16, heads=2, layers=1, mlp_hidden=16)
+    model = FusionModel(config, **dims).eval()
     p["model"].mkdir(parents=True)
     history = [{"epoch": e, "loss": 0.7 - 0.05 * e, "val_ndcg@10": 0.05 + 0.01 * e, "epoch_s": 1.0}
                for e in range(5)]

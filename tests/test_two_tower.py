@@ -15,7 +15,7 @@ from real_params import real_section
 from pixrec.config import from_mapping
 from pixrec.data.dataset import Interactions, SplitData
 from pixrec.evaluation.protocols import rank_full
-from pixrec.features import Embeddings, build_item_features, count_stats
+from pixrec.features import Embeddings
 from pixrec.models.histories import Histories
 from pixrec.models.two_tower import (
     Freshness,
@@ -42,7 +42,8 @@ def setup(tiny_split):
     data = SplitData.load(tiny_split)
     rng = np.random.default_rng(0)
     emb = {side: Embeddings(rng.normal(size=(data.n_items, d)).astype(np.float32),
-                            np.ones(data.n_items, dtype=bool), {}) for side, d in (("image", 8), ("text", 12))}
+                            np.ones(data.n_items, dtype=bool), {})
+           for side, d in (("image", 8), ("text", 12))}
     return data, emb
 
 
@@ -153,6 +154,7 @@ def test_first_seen_is_the_earliest_training_timestamp():
     assert got.tolist() == [7, torch.iinfo(torch.int64).max, 40, torch.iinfo(torch.int64).max]
 
 
+@pytest.mark.slow
 def test_the_cold_offset_is_chosen_on_validation_only(setup):
     model, feats, hist, data = untrained(setup)
     select = section().select
@@ -163,7 +165,8 @@ def test_the_cold_offset_is_chosen_on_validation_only(setup):
     # the choice does not move when the test interactions are shuffled or gone
     rng = np.random.default_rng(1)
     shuffled = Interactions(data.test.users, rng.permutation(data.test.items), data.test.timestamps)
-    for test in (shuffled, Interactions(*(np.zeros(0, dtype=a.dtype) for a in dataclasses.astuple(data.test)))):
+    empty = Interactions(*(np.zeros(0, dtype=a.dtype) for a in dataclasses.astuple(data.test)))
+    for test in (shuffled, empty):
         other = dataclasses.replace(data, test=test)
         again = choose_cold_offset(TwoTowerRecommender(model, feats, hist, 0.0), other, select)
         assert again == (offset, curve)

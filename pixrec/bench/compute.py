@@ -24,23 +24,24 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     return round(2 * n**3 / best / 1e9, 1)
 
 
-def training_throughput(model, feats, users: np.ndarray, items: np.ndarray, labels: np.ndarray,
-                        batch_size: int, steps: int, lr: float = 1e-3) -> dict:
-    """Samples/s of the training step the train stage runs (forward with item-token dropout, BCE,
-    backward, AdamW), deterministic kernels on as there, over ``steps`` batches of the given pairs."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    u, i = torch.from_numpy(users.astype(np.int64)), torch.from_numpy(items.astype(np.int64))
-    y = torch.from_numpy(labels.astype(np.float32))
-    perm = torch.randperm(len(u), generator=torch.Generator().manual_seed(0))
-    n_batches = max(1, min(steps + 1, len(u) // batch_size))
+def training_throughput(task, batch_size: int, steps: int, lr: float) -> dict:
+    """Samples/s of the step the train stage runs for ``task`` (a :class:`pixrec.training.Task`:
+    its batches, forward, loss, backward, AdamW), deterministic kernels on as there, over ``steps``
+    batches of epoch 0. A sample is what the model's ``train.batch_size`` counts (pairs or users)."""
+    module = task.module
+    opt = torch.optim.AdamW(module.parameters(), lr=lr)
+    n = task.n_samples(0)
+    n_batches = steps + 1  # a small dataset is cycled through: every timed step is a full batch
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0)).repeat(
+        -(-n_batches * batch_size // n))
     was = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
-    model.train()
+    module.train()
     try:
         t0, done = None, 0
         for b in range(n_batches):
             idx = perm[b * batch_size : (b + 1) * batch_size]
-            train_step(model, opt, u[idx], i[idx], y[idx], feats)
+            train_step(module, opt, lambda i=idx: task.loss(module, 0, i, len(i), 1))
             if b == 0:  # the first step warms up allocators and kernels: not timed
                 t0 = time.perf_counter()
             else:

@@ -14,8 +14,12 @@ CELL_FLAGS = ("--variant", "--image", "--text")  # matrix stages: the cell's nam
 
 
 def stage_name(argv: list[str]) -> str:
-    """``['/repo/stages/ablate.py', '--variant', 'no_image', ...]`` -> ``'ablate@no_image'``."""
+    """``['/repo/stages/ablate.py', '--variant', 'no_image', ...]`` -> ``'ablate@no_image'``;
+    ``['/repo/stages/train.py', '--model', 'two_tower', ...]`` -> ``'train-two-tower'`` (one train
+    stage per model in dvc.yaml)."""
     name = Path(argv[0]).stem.replace("_", "-") if argv else "?"
+    if name == "train" and "--model" in argv[:-1]:
+        name += "-" + argv[argv.index("--model") + 1].replace("_", "-")
     cell = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in CELL_FLAGS]
     return name + (f"@{'-'.join(cell)}" if cell else "")
 

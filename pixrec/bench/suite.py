@@ -47,21 +47,22 @@ class Workspace:
     split: Path = field(init=False)
     embeddings: Path = field(init=False)
     negatives: Path = field(init=False)
-    model: Path = field(init=False)
+    models: Path = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.root = Path(self.root)
         self.raw, self.split, self.embeddings = r / "data/raw", r / "data/split", r / "data/embeddings"
-        self.negatives, self.model = r / "data/negatives", r / "models/fusion"
+        self.negatives, self.models = r / "data/negatives", r / "models"
 
 
 def _peak_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def run_benchmark(root: Path, image_config, text_config, model_config, train_config,
-                  options: BenchOptions, log: Callable[[str], None] = print) -> dict:
-    """Every part of ``options.parts`` on the workspace at ``root``; a JSON-ready dict of figures."""
+def run_benchmark(root: Path, image_config, text_config, sections: dict, options: BenchOptions,
+                  log: Callable[[str], None] = print) -> dict:
+    """Every part of ``options.parts`` on the workspace at ``root``; a JSON-ready dict of figures.
+    ``sections``: each trained model's params section by name (``fusion``, ``two_tower``)."""
     from pixrec.bench import compute, machine, stages
     from pixrec.data.dataset import SplitData
 
@@ -84,9 +85,8 @@ def run_benchmark(root: Path, image_config, text_config, model_config, train_con
             out["stages"] = {"rows": rows, **stages.summarise(rows)}
             for r in rows:
                 log(f"stage {r['stage']:<28} {r['wall_s']:>9.1f} s  {r['peak_rss_mib']:>9.0f} MiB")
-        train_json = ws.root / "metrics/train.json"
-        if train_json.is_file():  # the pipeline's own training figure, beside the measured one below
-            out["pipeline_train"] = json.loads(train_json.read_text())
+        for train_json in sorted((ws.root / "metrics/train").glob("*.json")):  # the pipeline's own
+            out.setdefault("pipeline_train", {})[train_json.stem] = json.loads(train_json.read_text())
 
     if "embed" in options.parts:
         out["embed"] = _embed(ws, image_config, text_config, options, rng, log)
@@ -99,25 +99,7 @@ def run_benchmark(root: Path, image_config, text_config, model_config, train_con
         log(f"fp32 matmul 2048^3: {gflops} GFLOP/s")
 
     if "train" in options.parts:
-        from pixrec import schema as S
-        from pixrec.features import build_item_features, count_stats, load_embeddings
-        from pixrec.model import MultimodalRecommender
-
-        torch_threads(train_config.threads)
-        stats = count_stats(data)
-        feats = build_item_features(data, load_embeddings(ws.embeddings, data.n_items), stats)
-        model = MultimodalRecommender(model_config, data.n_users, data.n_items, int(data.item_tags.max()),
-                                      feats.counts.shape[1], feats.text.shape[1], feats.image.shape[1])
-        negs = np.load(ws.negatives / S.TRAIN_NEG_FILE, mmap_mode="r")[0]  # (n_train, k)
-        k = negs.shape[1]
-        users = np.concatenate([data.train.users, np.repeat(data.train.users, k)])
-        items_ = np.concatenate([data.train.items, np.asarray(negs).ravel()])
-        labels = np.concatenate([np.ones(len(data.train)), np.zeros(len(data.train) * k)])
-        out["train"] = {**compute.training_throughput(model, feats, users, items_, labels,
-                                                      train_config.batch_size, options.train_steps,
-                                                      train_config.lr),
-                        "threads": train_config.threads}
-        log(f"train: {out['train']['samples_per_s']:,.0f} samples/s (batch {train_config.batch_size})")
+        out["train"] = _train(ws, data, sections, options, log)
 
     if "ranking" in options.parts:
         n = options.ranking_users or data.n_users
@@ -128,10 +110,10 @@ def run_benchmark(root: Path, image_config, text_config, model_config, train_con
             f"{n:,} users in {out['ranking']['seconds']} s")
 
     if "fusion" in options.parts:
-        from pixrec.model import load_recommender
+        from pixrec.models import family
 
-        rec = load_recommender(ws.model, data, ws.embeddings)
-        torch_threads(train_config.threads)
+        rec = family("fusion").load(ws.models / "fusion", data, ws.embeddings, name="fusion")
+        torch_threads(sections["fusion"].train.threads)
         users = np.sort(rng.choice(data.n_users, size=min(options.fusion_users, data.n_users), replace=False))
         out["fusion"] = compute.fusion_throughput(rec, users, gflops)
         log(f"fusion exact scoring: {out['fusion']['pairs_per_s']:,.0f} pairs/s "
@@ -179,3 +161,25 @@ def torch_threads(n: int) -> None:
     import torch
 
     torch.set_num_threads(n)
+
+
+def _train(ws: Workspace, data, sections: dict, options: BenchOptions, log: Callable[[str], None]) -> dict:
+    """Training samples/s of each model's own step (pixrec.training.Task) on the workspace's data."""
+    import torch
+
+    from pixrec.bench import compute
+    from pixrec.features import load_embeddings
+    from pixrec.models import family
+    from pixrec.negatives import load_training_negatives
+
+    embeddings = load_embeddings(ws.embeddings, data.n_items)
+    out = {}
+    for name, section in sections.items():
+        fam = family(name)
+        negs = load_training_negatives(ws.negatives) if fam.reads_negatives else None
+        torch_threads(section.train.threads)
+        task = fam.task(data, embeddings, negs, section, torch.device("cpu"))
+        out[name] = {**compute.training_throughput(task, section.train.batch_size, options.train_steps,
+                                                   section.train.lr), "threads": section.train.threads}
+        log(f"train {name}: {out[name]['samples_per_s']:,.0f} samples/s (batch {section.train.batch_size})")
+    return out

@@ -5,6 +5,7 @@ from pixrec.evaluation.candidates import SampledCandidates
 from pixrec.evaluation.config import EvalConfig
 from pixrec.evaluation.evaluator import (
     ModelResult,
+    TrainedModel,
     evaluate_all,
     evaluate_baselines,
     evaluate_model,
@@ -21,6 +22,7 @@ __all__ = [
     "IntervalConfig",
     "ModelResult",
     "SampledCandidates",
+    "TrainedModel",
     "evaluate_all",
     "evaluate_baselines",
     "evaluate_model",

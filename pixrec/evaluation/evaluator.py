@@ -128,30 +128,41 @@ def evaluate_baselines(
     return results
 
 
+@dataclass
+class TrainedModel:
+    """A trained model to evaluate beside the baselines: its row name, how to load it as a
+    Recommender, and whether it scores pair by pair (then ``eval.ranking: two_stage`` applies)."""
+
+    name: str
+    load: Callable[[], Recommender]
+    pairwise: bool
+
+
 def evaluate_all(
     ctx: FitContext,
     sampled: SampledCandidates | None,
     config: EvalConfig,
     intervals: IntervalConfig,
-    fusion: Callable[[], Recommender] | None = None,
+    models: list[TrainedModel],
     log: Callable[[str], None] = print,
 ) -> tuple[list[ModelResult], str | None]:
-    """Every baseline of ``ctx.chosen`` (see :func:`evaluate_baselines`), then the fusion model if
-    given (behind its retrievers when ``eval.ranking`` is two_stage); then intervals and paired tests
-    against the best baseline. Returns the results and that reference's name."""
+    """Every baseline of ``ctx.chosen`` (see :func:`evaluate_baselines`), then each trained model
+    (a pairwise one behind its retrievers when ``eval.ranking`` is two_stage); then intervals and
+    paired tests against the best baseline. Returns the results and that reference's name."""
     from pixrec.baselines import preflight_baseline
     from pixrec.evaluation.two_stage import retriever_context, two_stage_ranker
 
-    two_stage = fusion is not None and config.ranking == "two_stage"
+    two_stage = config.ranking == "two_stage" and any(m.pairwise for m in models)
     if two_stage:
         rctx = retriever_context(ctx.data, ctx.embeddings, config)
         for name, knobs in rctx.chosen.items():
             preflight_baseline(name, rctx, knobs)
     results = evaluate_baselines(ctx, sampled, config, log)
-    if fusion is not None:
-        rec = fusion()
-        if two_stage:
-            rec = two_stage_ranker(rec, ctx.data, ctx.embeddings, config, log=log)
+    fitted: dict = {}  # two-stage retrievers, fitted once for every pairwise model
+    for model in models:
+        rec = model.load()
+        if two_stage and model.pairwise:
+            rec = two_stage_ranker(rec, ctx.data, ctx.embeddings, config, fitted=fitted, log=log)
         results.append(evaluate_model(rec, ctx.data, sampled, config))
         log_result(results[-1], log)
     reference = reference_model(results, list(ctx.chosen))

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pixrec.config import section
 from pixrec.registry import Registry
 
 
@@ -58,3 +59,22 @@ MODELS.register("two_tower")(_two_tower)
 def family(name: str) -> ModelFamily:
     """The family registered as ``name`` (an unknown name lists the valid ones)."""
     return MODELS.get(name)()
+
+
+@section
+class RerankConfig:
+    """``eval.rerank``: a row where the six-token pair model re-scores the headline model's top
+    ``top_n`` unseen items per user (retrieve with the cheap model, re-rank with the expressive one);
+    0 = no such row."""
+
+    top_n: int
+
+
+def reranked(retriever, ranker, top_n: int, data):
+    """``retriever``'s top ``top_n`` unseen (train + valid masked) items per user, re-scored by
+    ``ranker``; every other item ranks last. A Recommender named ``<retriever>+rerank``."""
+    from pixrec.scoring import TwoStage
+
+    out = TwoStage(ranker, [retriever], top_n, exclude=data.seen_matrix)
+    out.name = f"{retriever.name}+rerank"
+    return out

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixrec.config import ConfigError, section
-from pixrec.errors import InputError
 from pixrec.data.dataset import SplitData
+from pixrec.errors import InputError
 from pixrec.features import CountStats, Embeddings, ItemFeatures, build_item_features, count_stats, to_device
 from pixrec.models.layers import Block
 from pixrec.numerics import environment
@@ -50,10 +50,11 @@ class FusionConfig:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.modalities) - set(TOKENS))
         if unknown:
-            raise ConfigError(f"fusion.model.modalities: unknown token(s) {unknown}; valid are {list(TOKENS)}")
+            raise ConfigError(f"fusion.model.modalities: unknown token(s) {unknown}; "
+                              f"valid are {list(TOKENS)}")
         if min(self.dim, self.heads, self.layers, self.mlp_hidden) < 1 or self.dim % self.heads:
-            raise ConfigError(f"fusion.model: dim, heads, layers and mlp_hidden must be >= 1 and dim divisible "
-                              f"by heads, got dim={self.dim} heads={self.heads}")
+            raise ConfigError(f"fusion.model: dim, heads, layers and mlp_hidden must be >= 1 and dim "
+                              f"divisible by heads, got dim={self.dim} heads={self.heads}")
         if not 0.0 <= self.item_token_dropout < 1.0 or not 0.0 <= self.dropout < 1.0:
             raise ConfigError("fusion.model.dropout and fusion.model.item_token_dropout must be in [0, 1)")
 
@@ -307,10 +308,12 @@ class FusionTask:
         logits = net(self.users[idx], self.items(epoch)[idx], self.train_feats, item_dropout=True)
         if world == 1:
             return F.binary_cross_entropy_with_logits(logits, self.labels[idx])
-        return F.binary_cross_entropy_with_logits(logits, self.labels[idx], reduction="sum") * (world / n_global)
+        summed = F.binary_cross_entropy_with_logits(logits, self.labels[idx], reduction="sum")
+        return summed * (world / n_global)
 
     def validate(self, module: nn.Module) -> float:
-        return validation_ndcg(FusionRecommender(module, self.feats), self.data, self.val_users, self.val_items)
+        rec = FusionRecommender(module, self.feats)
+        return validation_ndcg(rec, self.data, self.val_users, self.val_items)
 
     def save(self, module: nn.Module, out_dir: Path, meta: dict) -> None:
         save_model(module, self.stats, self.dims, out_dir, meta)

@@ -33,14 +33,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pixrec.config import ConfigError, from_mapping, section
 from pixrec.data.dataset import SplitData
 from pixrec.errors import InputError
-from pixrec.features import (CountStats, Embeddings, ItemFeatures, build_item_features, count_stats,
-                             load_embeddings, to_device)
+from pixrec.features import (
+    CountStats,
+    Embeddings,
+    ItemFeatures,
+    build_item_features,
+    count_stats,
+    load_embeddings,
+    to_device,
+)
 from pixrec.losses import LOSSES
 from pixrec.models.histories import Histories
 from pixrec.models.layers import Block
@@ -214,7 +220,7 @@ class TwoTower(nn.Module):
     def user_states(self, history: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
         """history (B, T) item indices, -1 = padding (left); vectors (B, T, D) their item vectors
         -> (B, T, D): position t's state has seen history[:, :t+1] only (causal)."""
-        b, t = history.shape
+        t = history.shape[1]
         pad = history < 0
         x = vectors.masked_fill(pad[..., None], 0.0) + self.position[-t:]
         causal = torch.ones(t, t, dtype=torch.bool).tril()
@@ -348,7 +354,9 @@ class TwoTowerTask:
         self.learners = torch.nonzero(self.histories.lengths >= 2).squeeze(1)  # users with a transition
         self.val_users, self.val_items = validation_sample(data, train.val_users, train.seed)
         self.n_val_users = len(self.val_users)
-        self.draw = torch.Generator().manual_seed(int(np.random.SeedSequence([train.seed, 7]).generate_state(1)[0]))
+        # negatives and ID dropout draw from their own generator (the loop's permutes the users)
+        draw_seed = int(np.random.SeedSequence([train.seed, 7]).generate_state(1)[0])
+        self.draw = torch.Generator().manual_seed(draw_seed)
         self.train_feats = to_device(self.feats, device)
 
     def n_samples(self, epoch: int) -> int:

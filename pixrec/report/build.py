@@ -51,7 +51,7 @@ def collect(
     eval_dir: Path, config: ReportConfig, dataset_label: str | None = None,
 ) -> ReportContent:
     """Read every input and compute the examples: all the numbers the report shows."""
-    from pixrec.model import load_recommender
+    from pixrec.models.fusion import load_recommender
 
     metrics_dir = Path(metrics_dir)
     evaluate = inputs.read_json(metrics_dir / inputs.EVALUATE_JSON, "evaluate")

@@ -14,7 +14,7 @@ from pixrec.errors import InputError
 
 EVALUATE_JSON = "evaluate.json"
 ABLATION_JSON = "ablation.json"
-TRAIN_JSON = "train.json"
+TRAIN_JSON = "train/fusion.json"  # the six-token model's training summary
 TWO_STAGE_JSON = "two_stage.json"
 DOWNLOAD_JSON = "download.json"
 PER_USER_COLUMNS = (S.USER_IDX, "model", "protocol", "rank")
