@@ -1,4 +1,5 @@
-"""report stage: metrics, per-user results, model and covers -> reports/index.html (+ index.md)."""
+"""report stage: metrics, the evaluator's per-user results, training logs and covers
+-> reports/index.html (+ index.md). Loads no model: every rank shown is the evaluator's."""
 
 from __future__ import annotations
 
@@ -10,25 +11,28 @@ from stages._params import fail_cleanly, read_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
-PARAMS = ("report",)  # = this stage's params in dvc.yaml
+PARAMS = ("report", "models.fit", "models.headline")  # = this stage's params in dvc.yaml
 
 
 def load_params(path: Path):
-    from pixrec.report import ReportConfig
+    """(ReportConfig, Lineup): the report's own section, and which models were fitted and lead."""
+    from pixrec.report import Lineup, ReportConfig
 
     with read_params(path, PARAMS) as p:
-        return p.section(ReportConfig, "report")
+        return (p.section(ReportConfig, "report"),
+                Lineup(p.value("models.fit", list[str]), p.value("models.headline", str)))
 
 
 @app.command()
 @fail_cleanly
 def main(
-    metrics: Path = typer.Option(Path("metrics"), help="holds evaluate.json, ablation.json, train.json"),
+    metrics: Path = typer.Option(Path("metrics"), help="holds evaluate.json, tuning.json, ablation.json, "
+                                 "two_stage.json and train/<model>.json"),
+    live: Path = typer.Option(Path("dvclive"), help="dvclive logs of the train stages, <live>/<model>/"),
     split: Path = typer.Option(Path("data/split")),
     raw: Path = typer.Option(Path("data/raw"), help="PixelRec layout: covers and download.json"),
-    model: Path = typer.Option(Path("models/fusion")),
-    embeddings: Path = typer.Option(Path("data/embeddings")),
-    eval_dir: Path = typer.Option(Path("data/eval"), "--eval", help="per-user results Parquet"),
+    embeddings: Path = typer.Option(Path("data/embeddings"), help="read only to name a missing modality"),
+    eval_dir: Path = typer.Option(Path("data/eval"), "--eval", help="the evaluator's ranks and top-10 lists"),
     out: Path = typer.Option(Path("reports"), help="output directory"),
     readme: Path | None = typer.Option(
         None, help="also rewrite this file's results section (between the results markers)"),
@@ -36,11 +40,11 @@ def main(
         None, help="how to name the dataset; default from data/raw/download.json"),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
-    from pixrec.report import build_report
+    from pixrec.report import ReportInputs, build_report
 
-    config = load_params(params)
-    result = build_report(metrics, split, raw, model, embeddings, eval_dir, out, config,
-                          readme=readme, dataset_label=dataset_label)
+    config, lineup = load_params(params)
+    src = ReportInputs(metrics, live, split, raw, embeddings, eval_dir)
+    result = build_report(src, out, config, lineup, readme=readme, dataset_label=dataset_label)
     typer.echo(" ".join(f"{k}={v}" for k, v in result.items()))
 
 

@@ -26,7 +26,7 @@ TINY = {
     "ablate.variants": ["full", "no_image"],
     "baselines.names": ["random", "most_popular", "item_knn", "ease", "content_knn"],
     "eval.two_stage_sweep": [5, 40],
-    "report": {"scan_users": 30, "n_example_users": 2},
+    "report": {"n_example_users": 2},
 }
 
 

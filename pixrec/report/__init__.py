@@ -1,9 +1,11 @@
-"""The results report: tables, training curve and example recommendations, as one HTML page.
+"""The results report: tables with intervals and paired tests, tuned knobs, ablation, training curves
+and example recommendations, as one HTML page and Markdown.
 
-Every number on the page is read from the metrics files, the per-user results or the trained
-model; nothing is typed in. ``build_report`` is the entry point the report stage calls.
+Every number on the page is read from the metrics files, the evaluator's per-user results or the
+training logs; nothing is typed in and no model is loaded. ``build_report`` is the entry point the
+report stage calls.
 """
 
-from pixrec.report.build import ReportConfig, build_report
+from pixrec.report.build import Lineup, ReportConfig, ReportInputs, build_report
 
-__all__ = ["ReportConfig", "build_report"]
+__all__ = ["Lineup", "ReportConfig", "ReportInputs", "build_report"]

@@ -24,7 +24,7 @@ def training_curve_png(history: list[Mapping], best_epoch: int | None = None) ->
     fig, (ax_loss, ax_ndcg) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
     try:
         for ax, key, label, colour in (
-            (ax_loss, "loss", "training loss (BCE)", "tab:blue"),
+            (ax_loss, "loss", "training loss", "tab:blue"),
             (ax_ndcg, "val_ndcg@10", "validation NDCG@10 (full ranking)", "tab:green"),
         ):
             pts = [(e, r[key]) for e, r in zip(epochs, rows, strict=True)

@@ -1,8 +1,8 @@
 """Real recommendations with covers: example users, the best case and the worst distractor.
 
-Scores come from the trained fusion model through the scoring interface (``score_all``), with the
-user's training and validation items masked exactly as full-ranking evaluation masks them. Users are
-a seeded sample of test users; scoring runs in blocks so memory stays at ``block × n_items``.
+Nothing is scored here: each list is the evaluator's top-10 of the headline model and each rank the
+evaluator's rank of the held-out item (``data/eval``), so a number on the page is the number behind
+the metrics. Example users are a seeded draw from the model's full-protocol test users.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from pixrec import schema as S
 from pixrec.data.dataset import SplitData
-from pixrec.scoring import Recommender
+from pixrec.report.inputs import ModelRanks
 
 
 @dataclass(frozen=True)
@@ -82,51 +82,6 @@ def _jpeg(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-@dataclass
-class Ranked:
-    """Full-ranking results for a set of users: ``top`` (U, k) item_idx best first, scores alike,
-    and the held-out test item's score and 1-based rank (1 + items scored strictly higher)."""
-
-    users: np.ndarray  # (U,)
-    top: np.ndarray  # (U, k) int64
-    top_scores: np.ndarray  # (U, k) float32
-    test_item: np.ndarray  # (U,) int64
-    test_score: np.ndarray  # (U,) float32
-    test_rank: np.ndarray  # (U,) int64
-
-
-def test_items_of(data: SplitData) -> np.ndarray:
-    """(n_users,) held-out test item per user, -1 for users without one."""
-    out = np.full(data.n_users, -1, dtype=np.int64)
-    out[data.test.users] = data.test.items
-    return out
-
-
-def rank_users(rec: Recommender, data: SplitData, users: np.ndarray, k: int, block: int = 64) -> Ranked:
-    """Score ``users`` (U,) against the catalogue, train+valid masked; keep the top ``k`` and the
-    test item's rank."""
-    users = np.asarray(users, dtype=np.int64)
-    test = test_items_of(data)[users]
-    if (test < 0).any():
-        raise ValueError(f"user_idx {users[test < 0][:5].tolist()} have no test interaction")
-    k = min(k, data.n_items)
-    seen = data.seen_matrix
-    tops, top_scores, t_scores, t_ranks = [], [], [], []
-    for s in range(0, len(users), block):
-        u = users[s : s + block]
-        scores = np.asarray(rec.score_all(u), dtype=np.float32)  # (b, n_items)
-        mask = seen[u].tocoo()
-        scores[mask.row, mask.col] = -np.inf
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # ties: lower item_idx first
-        tops.append(order)
-        top_scores.append(np.take_along_axis(scores, order, axis=1))
-        ts = scores[np.arange(len(u)), test[s : s + block]]
-        t_scores.append(ts)
-        t_ranks.append(1 + (scores > ts[:, None]).sum(axis=1))
-    return Ranked(users, np.concatenate(tops).astype(np.int64), np.concatenate(top_scores),
-                  test, np.concatenate(t_scores), np.concatenate(t_ranks).astype(np.int64))
-
-
 def recent_history(data: SplitData, users: np.ndarray, n: int) -> dict[int, list[int]]:
     """The last ``n`` train + valid items of each user, oldest first (what the model knew)."""
     u = np.concatenate([data.train.users, data.valid.users]).astype(np.int64)
@@ -146,29 +101,35 @@ def recent_history(data: SplitData, users: np.ndarray, n: int) -> dict[int, list
 
 @dataclass
 class Example:
-    """One user's history, top-k and held-out item (rank from the same scores as the list)."""
+    """One user's history, the evaluator's top list and held-out item with the evaluator's rank."""
 
     user_idx: int
     user_id: str
     history: list[Thumb]
-    top: list[tuple[Thumb, float]]
+    top: list[Thumb]
     heldout: Thumb
     heldout_rank: int
-    heldout_score: float
     heldout_cold: bool
+    k: int  # length of the evaluator's lists
 
     @property
     def hit(self) -> bool:
-        return any(t.item_idx == self.heldout.item_idx for t, _ in self.top)
+        """The held-out item ranks within the list's length (what recall@k counts)."""
+        return self.heldout_rank <= self.k
+
+    @property
+    def listed(self) -> bool:
+        """The held-out item is in the shown list (a hit, unless it ties with the list's last items)."""
+        return any(t.item_idx == self.heldout.item_idx for t in self.top)
 
 
 @dataclass
 class Distractor:
-    """The item most often in the top-k of sampled test users who never interacted with it."""
+    """The item in the most top lists of test users for whom it is not the held-out item."""
 
     thumb: Thumb
-    n_lists: int  # top-k lists it appears in, where it is not the user's own test item
-    n_users: int  # users whose lists were scanned
+    n_lists: int  # top lists it appears in, where it is not the user's own test item
+    n_users: int  # users whose lists were counted
     train_popularity: int
     popularity_rank: int  # 1 = most interacted-with item in training
     n_items: int
@@ -176,99 +137,71 @@ class Distractor:
 
 @dataclass
 class Examples:
+    model: str
     examples: list[Example]
     best: Example | None
     best_source: str
     distractor: Distractor | None
     k: int
-    n_scanned: int
+    n_users: int  # test users the examples are drawn from
     thumbs: list[Thumb] = field(default_factory=list)
 
 
-def _example(data: SplitData, ranked: Ranked, row: int, history: list[int], thumbs: Thumbnails) -> Example:
-    user = int(ranked.users[row])
-    item = int(ranked.test_item[row])
+def _example(data: SplitData, ranks: ModelRanks, row: int, history: list[int], thumbs: Thumbnails) -> Example:
+    user, item = int(ranks.users[row]), int(ranks.targets[row])
     return Example(
         user_idx=user,
         user_id=str(data.users[S.USER_ID][user]),
         history=[thumbs(i) for i in history],
-        top=[(thumbs(i), s) for i, s in zip(ranked.top[row].tolist(), ranked.top_scores[row].tolist(),
-                                            strict=True) if np.isfinite(s)],  # masked items never shown
+        top=[thumbs(i) for i in ranks.top[row].tolist() if i >= 0],  # an empty slot is no recommendation
         heldout=thumbs(item),
-        heldout_rank=int(ranked.test_rank[row]),
-        heldout_score=float(ranked.test_score[row]),
+        heldout_rank=int(ranks.ranks[row]),
         heldout_cold=bool(data.cold_items[item]),
+        k=ranks.top.shape[1],
     )
 
 
-def choose_examples(ranked: Ranked, n: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Rows of ``ranked`` to show: up to half hits (held-out item in the top-k), the rest misses."""
-    hits = np.flatnonzero(ranked.test_rank <= k)
-    misses = np.flatnonzero(ranked.test_rank > k)
+def choose_examples(ranks: np.ndarray, n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Rows of ``ranks`` (U,) to show: up to half hits (rank <= k), the rest misses, in row order."""
+    hits = np.flatnonzero(ranks <= k)
+    misses = np.flatnonzero(ranks > k)
     n_hit = min(len(hits), (n + 1) // 2)
     n_miss = min(len(misses), n - n_hit)
     n_hit = min(len(hits), n - n_miss)
     pick = np.concatenate([rng.choice(hits, n_hit, replace=False), rng.choice(misses, n_miss, replace=False)])
-    return pick.astype(np.int64)
+    return np.sort(pick).astype(np.int64)
 
 
-def best_case_user(
-    rec: Recommender, data: SplitData, per_user: pl.DataFrame | None, ranked: Ranked
-) -> tuple[int, str]:
-    """The test user whose held-out item the model ranked best (ties: highest score of that item).
-
-    Over all test users from the evaluator's per-user ranks (model ``fusion``, protocol ``full``)
-    when they exist, else over the scanned sample.
-    """
-    if per_user is not None:
-        rows = per_user.filter((pl.col("model") == "fusion") & (pl.col("protocol") == "full"))
-        rows = rows.filter(pl.col(S.USER_IDX).is_between(0, data.n_users - 1))
-        if rows.height:
-            best = rows.filter(pl.col("rank") == pl.col("rank").min())[S.USER_IDX].unique().sort().to_numpy()
-            best = best[test_items_of(data)[best] >= 0]
-            if len(best):
-                scores = rec.score(best, test_items_of(data)[best][:, None])[:, 0]
-                n = rows[S.USER_IDX].n_unique()
-                return int(best[np.argmax(scores)]), (
-                    f"best rank among the {n:,} test users of the evaluator's full-ranking results")
-    order = np.lexsort((-ranked.test_score, ranked.test_rank))
-    return int(ranked.users[order[0]]), f"best rank among the {len(ranked.users):,} sampled test users"
-
-
-def worst_distractor(data: SplitData, ranked: Ranked, thumbs: Thumbnails) -> Distractor | None:
-    """Most frequent item across the scanned top-k lists, not counting a user's own test item
-    (the lists already exclude the user's train and valid items)."""
-    foreign = ranked.top != ranked.test_item[:, None]
+def worst_distractor(n_items: int, popularity: np.ndarray, ranks: ModelRanks,
+                     thumbs: Thumbnails) -> Distractor | None:
+    """Most frequent item across every top list, not counting a user's own test item (the lists
+    already exclude the user's train and valid items); ties: the lowest item_idx."""
+    foreign = (ranks.top >= 0) & (ranks.top != ranks.targets[:, None])
     if not foreign.any():
         return None
-    counts = np.bincount(ranked.top[foreign], minlength=data.n_items)
-    item = int(np.argmax(counts))  # ties: lowest item_idx
-    pop = data.train_popularity
+    counts = np.bincount(ranks.top[foreign], minlength=n_items)
+    item = int(np.argmax(counts))
     return Distractor(
-        thumb=thumbs(item), n_lists=int(counts[item]), n_users=len(ranked.users),
-        train_popularity=int(pop[item]), popularity_rank=int(1 + (pop > pop[item]).sum()),
-        n_items=data.n_items,
+        thumb=thumbs(item), n_lists=int(counts[item]), n_users=len(ranks.users),
+        train_popularity=int(popularity[item]),
+        popularity_rank=int(1 + (popularity > popularity[item]).sum()), n_items=n_items,
     )
 
 
-def build_examples(
-    rec: Recommender, data: SplitData, raw_dir: Path, per_user: pl.DataFrame | None, *,
-    n_examples: int, history_len: int, k: int, scan_users: int, thumb_px: int, seed: int,
-) -> Examples:
-    """Example users, the best case and the worst distractor, from one seeded sample of test users."""
-    rng = np.random.default_rng(seed)
-    test_users = np.unique(data.test.users).astype(np.int64)
-    if not len(test_users):
-        raise ValueError("the split has no test interaction: nothing to show in the examples")
-    scan = np.sort(rng.choice(test_users, size=min(scan_users, len(test_users)), replace=False))
-    ranked = rank_users(rec, data, scan, k)
-    rows = choose_examples(ranked, n_examples, k, rng)
-    best_user, best_source = best_case_user(rec, data, per_user, ranked)
-    best_ranked = rank_users(rec, data, np.array([best_user]), k)
-    history = recent_history(data, np.unique(np.append(ranked.users[rows], best_user)), history_len)
-
+def build_examples(data: SplitData, raw_dir: Path, ranks: ModelRanks, *, n_examples: int, history_len: int,
+                   thumb_px: int, seed: int) -> Examples:
+    """Example users (a seeded draw), the best case (the best rank; ties: the lowest user_idx) and the
+    worst distractor, all from the evaluator's ranks and lists of one model."""
+    if not len(ranks.users):
+        raise ValueError(f"{ranks.model}: no full-protocol test user to show")
+    k = ranks.top.shape[1]
+    rows = choose_examples(ranks.ranks, n_examples, k, np.random.default_rng(seed))
+    best = int(np.argmin(ranks.ranks))  # users ascending: the first minimum is the lowest user_idx
+    history = recent_history(data, np.unique(ranks.users[np.append(rows, best)]), history_len)
     thumbs = Thumbnails(raw_dir, data.items, thumb_px)
-    examples = [_example(data, ranked, int(r), history[int(ranked.users[r])], thumbs) for r in rows]
-    best = _example(data, best_ranked, 0, history[best_user], thumbs)
-    distractor = worst_distractor(data, ranked, thumbs)
-    return Examples(examples, best, best_source, distractor, k, len(scan), thumbs.used)
+    examples = [_example(data, ranks, int(r), history[int(ranks.users[r])], thumbs) for r in rows]
+    best_example = _example(data, ranks, best, history[int(ranks.users[best])], thumbs)
+    distractor = worst_distractor(data.n_items, data.train_popularity, ranks, thumbs)
+    source = (f"best rank among the {len(ranks.users):,} test users of the evaluator's full-ranking "
+              "results; ties: the lowest user index")
+    return Examples(ranks.model, examples, best_example, source, distractor, k, len(ranks.users), thumbs.used)

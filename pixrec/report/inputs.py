@@ -1,23 +1,34 @@
-"""Reading what the other stages wrote, with errors that name the file and the stage to run."""
+"""Reading what the other stages wrote, with errors that name the file and the stage to run.
+
+The report loads no model and scores nothing: ranks and top-10 lists are the evaluate stage's
+(``data/eval``), training curves are the train stages' dvclive logs, every number is a metrics file's.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from pixrec import schema as S
 from pixrec.errors import InputError
 
 EVALUATE_JSON = "evaluate.json"
+TUNING_JSON = "tuning.json"
 ABLATION_JSON = "ablation.json"
-TRAIN_JSON = "train/fusion.json"  # the six-token model's training summary
 TWO_STAGE_JSON = "two_stage.json"
+TRAIN_DIR = "train"  # metrics/train/<model>.json, one per fitted model
 DOWNLOAD_JSON = "download.json"
-PER_USER_COLUMNS = (S.USER_IDX, "model", "protocol", "rank")
+# dvclive's files under dvclive/<model>/ (train stage: live.log_metric("train/loss"), "valid/ndcg@10")
+LIVE_LOSS = Path("plots/metrics/train/loss.tsv")
+LIVE_NDCG = Path("plots/metrics/valid/ndcg@10.tsv")
+RANK_COLUMNS = (S.USER_IDX, S.ITEM_IDX, S.EVAL_MODEL, S.EVAL_PROTOCOL, S.EVAL_RANK)
+TOP_COLUMNS = (S.EVAL_MODEL, S.USER_IDX, S.EVAL_TOP_ITEMS)
 
 
 def read_json(path: Path, stage: str, required: bool = True) -> dict | None:
@@ -36,25 +47,75 @@ def read_json(path: Path, stage: str, required: bool = True) -> dict | None:
     return data
 
 
-def read_per_user(eval_dir: Path) -> pl.DataFrame | None:
-    """Per-user ranks from the evaluate stage's ``ranks.parquet`` (None when there is none)."""
-    path = Path(eval_dir) / S.EVAL_RANKS_FILE
+def _read_parquet(path: Path, columns: tuple[str, ...]) -> pl.DataFrame | None:
     if not path.is_file():
         return None
-    missing = [c for c in PER_USER_COLUMNS if c not in pl.read_parquet_schema(path)]
+    missing = [c for c in columns if c not in pl.read_parquet_schema(path)]
     if missing:
         raise InputError(f"{path}: no column(s) {missing}; re-run the evaluate stage")
-    return pl.read_parquet(path, columns=list(PER_USER_COLUMNS)).with_columns(
-        pl.col(S.USER_IDX).cast(pl.Int64), pl.col("model").cast(pl.Utf8),
-        pl.col("protocol").cast(pl.Utf8), pl.col("rank").cast(pl.Float64),
-    )
+    return pl.read_parquet(path, columns=list(columns))
 
 
-def training_history(model_dir: Path) -> list[dict]:
-    """``history`` rows of ``models/fusion/meta.json`` (epoch, loss, val_ndcg@10, ...), or []."""
-    meta = read_json(Path(model_dir) / "meta.json", "train", required=False) or {}
-    history = meta.get("history")
-    return [row for row in history if isinstance(row, Mapping)] if isinstance(history, list) else []
+@dataclass
+class ModelRanks:
+    """One model's full-protocol results from ``data/eval``, row-aligned: test user, its held-out
+    item, the evaluator's rank of it and the evaluator's top-10 list (-1 = empty slot)."""
+
+    model: str
+    users: np.ndarray  # (U,) int64, ascending
+    targets: np.ndarray  # (U,) int64
+    ranks: np.ndarray  # (U,) int64, 1-based, ties counted against the target (the evaluator's rule)
+    top: np.ndarray  # (U, L) int64
+
+
+def read_model_ranks(eval_dir: Path, model: str, n_users: int, n_items: int) -> ModelRanks | None:
+    """``model``'s full-protocol ranks and top lists, or None when ``data/eval`` has none for it.
+
+    Indices outside the split (an evaluation of another split) are an error naming the file.
+    """
+    ranks_path, top_path = Path(eval_dir) / S.EVAL_RANKS_FILE, Path(eval_dir) / S.EVAL_TOP_FILE
+    ranks, top = _read_parquet(ranks_path, RANK_COLUMNS), _read_parquet(top_path, TOP_COLUMNS)
+    if ranks is None or top is None:
+        return None
+    ranks = ranks.filter((pl.col(S.EVAL_MODEL) == model) & (pl.col(S.EVAL_PROTOCOL) == "full"))
+    top = top.filter(pl.col(S.EVAL_MODEL) == model)
+    if not ranks.height and not top.height:
+        return None
+    if not ranks.height or not top.height:  # one file of an evaluation, the other of another
+        has, lacks = (top_path, ranks_path) if top.height else (ranks_path, top_path)
+        raise InputError(f"{lacks}: no full-ranking rows of {model}, which {has} has; "
+                         "re-run the evaluate stage")
+    joined = ranks.sort(S.USER_IDX).join(top.drop(S.EVAL_MODEL), on=S.USER_IDX, how="left")
+    if joined[S.EVAL_TOP_ITEMS].null_count():
+        raise InputError(f"{top_path}: {model} has no top list for some users of {ranks_path}; "
+                         "re-run the evaluate stage")
+    users = joined[S.USER_IDX].to_numpy().astype(np.int64)
+    targets = joined[S.ITEM_IDX].to_numpy().astype(np.int64)
+    lists = np.asarray(joined[S.EVAL_TOP_ITEMS].to_list(), dtype=np.int64).reshape(len(users), -1)
+    for path, what, values, low, limit in ((ranks_path, S.USER_IDX, users, 0, n_users),
+                                           (ranks_path, S.ITEM_IDX, targets, 0, n_items),
+                                           (top_path, S.EVAL_TOP_ITEMS, lists, -1, n_items)):
+        bad = values[(values < low) | (values >= limit)]
+        if len(bad):
+            raise InputError(f"{path}: {model}'s {what} {int(bad[0])} is outside the split's "
+                             f"0..{limit - 1}; re-run the evaluate stage on this split")
+    return ModelRanks(model, users, targets, joined[S.EVAL_RANK].to_numpy().astype(np.int64), lists)
+
+
+def training_curve(live_dir: Path) -> list[dict[str, float]]:
+    """``[{epoch, loss, val_ndcg@10}]`` from a dvclive directory (step = epoch), or [] without one."""
+    rows: dict[int, dict[str, float]] = {}
+    for rel, key in ((LIVE_LOSS, "loss"), (LIVE_NDCG, "val_ndcg@10")):
+        path = Path(live_dir) / rel
+        if not path.is_file():
+            continue
+        frame = pl.read_csv(path, separator="\t")
+        column = rel.stem  # dvclive names the value column after the metric
+        if "step" not in frame.columns or column not in frame.columns:
+            raise InputError(f"{path}: expected columns step and {column}; re-run the train stage")
+        for step, value in zip(frame["step"].to_list(), frame[column].to_list(), strict=True):
+            rows.setdefault(int(step), {"epoch": int(step)})[key] = float(value)
+    return [rows[s] for s in sorted(rows)]
 
 
 def _find(data: Any, key: str) -> Any:

@@ -1,7 +1,8 @@
-"""Metric tables and the sentences that read them, independent of HTML or Markdown.
+"""Metric tables, independent of HTML or Markdown.
 
-A :class:`Table` holds raw floats; formatting (4 decimals) and "best per column" happen here once,
-so the HTML page, the Markdown file and the README show the same strings.
+A :class:`Table` holds raw floats (a point estimate and its interval, when the file has one);
+formatting (4 decimals) and "best per column" happen here once, so the HTML page, the Markdown file
+and the README show the same strings.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 MISSING = "–"
+INTERVALS_KEY = "intervals"  # metrics/evaluate.json's one top-level entry that is not a model
 
-# Display order and names; models / variants not listed keep their file order after these.
+# Display order and names; models not listed keep their file order after these (and after the
+# fitted ones, which come in ``models.fit`` order).
 MODEL_NAMES: dict[str, str] = {
     "random": "Random",
     "most_popular": "MostPopular",
@@ -24,15 +27,10 @@ MODEL_NAMES: dict[str, str] = {
     "bpr": "BPR",
     "hybrid": "Hybrid (CF + content)",
     "sasrec": "SASRec",
-    "fusion": "Fusion (ours)",
+    "fusion": "Fusion (six-token pair model, the poster's)",
+    "two_tower": "Two-tower (multimodal item tower, sequential user tower)",
 }
-VARIANT_TEXT: dict[str, str] = {
-    "no_image": "Removing the image token",
-    "no_text": "Removing the text token",
-    "no_counts": "Removing the counts token (lifetime totals, a leak of future popularity)",
-    "ids_only": "Keeping only the ID and tag tokens (no counts, text or image)",
-    "content_only": "Removing the item-ID token (every item scored from its content)",
-}
+HEADLINE = " (headline)"
 
 SAMPLED_COLUMNS: list[tuple[str, str]] = [
     ("recall@5", "R@5"), ("ndcg@5", "N@5"), ("recall@10", "R@10"), ("ndcg@10", "N@10"),
@@ -44,8 +42,6 @@ FULL_COLUMNS: list[tuple[str, str]] = [
     ("coverage@10", "Cov@10"), ("novelty@10", "Nov@10"),
 ]
 NOT_BOLDED = {"novelty_p"}  # = 1 − R@10/10 under the sampled protocol: "best" would reward misses
-ABLATION_PROTOCOLS = ("sampled", "full", "cold")
-ABLATION_METRICS: list[tuple[str, str]] = [("recall@10", "R@10"), ("ndcg@10", "N@10")]
 METRIC_WORDS = {"recall": "Recall", "ndcg": "NDCG", "mrr": "MRR"}
 
 
@@ -62,6 +58,11 @@ def fmt_delta(value: float) -> str:
     return f"{value:+.4f}".replace("-", "−")
 
 
+def fmt_p(p: float) -> str:
+    """A p-value as prose: ``p = 0.012``, ``p < 0.001``."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
 def number(value: object) -> float | None:
     """A metric value as float, or None for anything that is not a finite number."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -75,25 +76,76 @@ def metric_label(key: str) -> str:
     return f"{METRIC_WORDS.get(name, name)}@{k}" if k else METRIC_WORDS.get(name, name)
 
 
+@dataclass(frozen=True)
+class Value:
+    """A point estimate and, when the metrics file has one, its confidence interval."""
+
+    point: float
+    lo: float | None = None
+    hi: float | None = None
+
+    @property
+    def interval(self) -> str:
+        """``[0.1643, 0.1889]``, or "" without bounds."""
+        return "" if self.lo is None or self.hi is None else f"[{fmt(self.lo)}, {fmt(self.hi)}]"
+
+
+def value_of(block: object, key: str) -> Value | None:
+    """``key`` of a protocol block with its ``_lo`` / ``_hi`` bounds, None when it is not a number."""
+    if not isinstance(block, Mapping) or (point := number(block.get(key))) is None:
+        return None
+    return Value(point, number(block.get(f"{key}_lo")), number(block.get(f"{key}_hi")))
+
+
+def versus_text(block: Mapping, paired: str) -> str | None:
+    """The paired comparison with the reference as one string: ``+0.0286 [+0.0081, +0.0504], p = 0.012``."""
+    diff, p = number(block.get(f"{paired}_diff")), number(block.get(f"{paired}_p"))
+    if diff is None:
+        return None
+    lo, hi = number(block.get(f"{paired}_diff_lo")), number(block.get(f"{paired}_diff_hi"))
+    text = fmt_delta(diff)
+    if lo is not None and hi is not None:
+        text += f" [{fmt_delta(lo)}, {fmt_delta(hi)}]"
+    return text + (f", {fmt_p(p)}" if p is not None else "")
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    interval: str
+    bold: bool
+
+
+@dataclass
+class Row:
+    key: str  # model or variant name: ``data-row`` in the page
+    label: str
+    values: list[Value | None]
+    versus: str | None = None  # the "vs best baseline" column, when the table has one
+    headline: bool = False
+
+
 @dataclass
 class Table:
-    """Rows × columns of floats. ``key`` names the table in the page (``id``) and in tests."""
+    """Rows × columns of values. ``key`` names the table in the page (``id``) and in tests."""
 
     key: str
     title: str
     columns: list[tuple[str, str]]  # (metric key, header)
-    rows: list[tuple[str, str, list[float | None]]]  # (row key, row label, values)
+    rows: list[Row]
     notes: list[str] = field(default_factory=list)
     no_bold: set[str] = field(default_factory=set)
+    versus_header: str | None = None  # header of the comparison column; None = no such column
 
-    def cells(self) -> list[list[tuple[str, bool]]]:
-        """Formatted cells with a bold flag: the maximum of each column (ties all bold)."""
+    def cells(self) -> list[list[Cell]]:
+        """Formatted cells, bold where the point estimate is its column's maximum (ties all bold)."""
         best: list[str | None] = []
         for j, (metric, _) in enumerate(self.columns):
-            vals = [r[2][j] for r in self.rows if r[2][j] is not None]
+            vals = [r.values[j].point for r in self.rows if r.values[j] is not None]
             best.append(fmt(max(vals)) if vals and metric not in self.no_bold else None)
-        return [[(fmt(v), best[j] is not None and fmt(v) == best[j]) for j, v in enumerate(values)]
-                for _, _, values in self.rows]
+        return [[Cell(MISSING, "", False) if v is None else
+                 Cell(fmt(v.point), v.interval, best[j] is not None and fmt(v.point) == best[j])
+                 for j, v in enumerate(row.values)] for row in self.rows]
 
 
 def ordered(keys: list[str], preferred: list[str]) -> list[str]:
@@ -101,35 +153,78 @@ def ordered(keys: list[str], preferred: list[str]) -> list[str]:
     return [k for k in preferred if k in keys] + [k for k in keys if k not in preferred]
 
 
+def model_label(name: str, headline: str | None) -> str:
+    return MODEL_NAMES.get(name, name) + (HEADLINE if name == headline else "")
+
+
 def _user_counts(metrics: Mapping[str, Mapping], protocol: str) -> str:
-    """The "N test users" of a caption, from each model's ``n_users`` or a top-level
-    ``{"n_users": {protocol: N}}``; a range when models differ."""
+    """The "N test users" of a caption, from each model's ``n_users``; a range when models differ."""
     values = [m[protocol].get("n_users") for m in metrics.values()
               if isinstance(m, Mapping) and isinstance(m.get(protocol), Mapping)]
-    if isinstance(metrics.get("n_users"), Mapping):
-        values.append(metrics["n_users"].get(protocol))
     counts = sorted({int(n) for v in values if (n := number(v)) is not None})
     if not counts:
         return ""
     return f"{counts[0]:,} test users" if len(counts) == 1 else f"{counts[0]:,}–{counts[-1]:,} test users"
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """The evaluator's ``intervals`` entry: which baseline every model is compared with, and how."""
+
+    reference: str | None
+    paired: str  # the paired metric, e.g. ndcg@10
+    level: float | None
+    resamples: int | None
+    test: str
+
+    @classmethod
+    def of(cls, metrics: Mapping) -> Comparison | None:
+        about = metrics.get(INTERVALS_KEY)
+        if not isinstance(about, Mapping) or not isinstance(about.get("paired_metric"), str):
+            return None
+        resamples = number(about.get("resamples"))
+        return cls(about.get("reference") if isinstance(about.get("reference"), str) else None,
+                   about["paired_metric"], number(about.get("level")),
+                   int(resamples) if resamples is not None else None, str(about.get("paired_test", "")))
+
+    def header(self, headline: str | None) -> str:
+        name = model_label(self.reference, headline) if self.reference else "the best baseline"
+        return f"Δ {metric_label(self.paired)} vs {name} (best baseline)"
+
+    def note(self) -> str:
+        level = f"{self.level:.0%}" if self.level is not None else "The"
+        resamples = f", {self.resamples:,} resamples" if self.resamples else ""
+        test = f" ({self.test})" if self.test else ""
+        return (f"Brackets, in this and the following tables: {level} bootstrap interval over test "
+                f"users{resamples}. The Δ column: the paired difference in per-user "
+                f"{metric_label(self.paired)} from the reference, the best baseline on test full-ranking "
+                f"{metric_label(self.paired)} (every baseline's knobs were chosen on validation), with its "
+                f"paired bootstrap interval and the p-value of a paired test{test}.")
+
+
 def protocol_table(
     metrics: Mapping[str, Mapping], protocol: str, columns: list[tuple[str, str]], title: str,
-    notes: list[str] | None = None,
+    notes: list[str], models: list[str], headline: str | None,
 ) -> Table | None:
-    """Models × ``columns`` for one protocol; columns no model reports are left out."""
-    models = [m for m in ordered(list(metrics), list(MODEL_NAMES))
-              if isinstance(metrics[m], Mapping) and isinstance(metrics[m].get(protocol), Mapping)]
+    """``models`` × ``columns`` for one protocol, with intervals and the comparison column when the
+    file has them; columns no model reports are left out."""
+    models = [m for m in models if isinstance(metrics[m].get(protocol), Mapping)]
     if not models:
         return None
-    present = [(k, h) for k, h in columns
-               if any(number(metrics[m][protocol].get(k)) is not None for m in models)]
-    rows = [(m, MODEL_NAMES.get(m, m), [number(metrics[m][protocol].get(k)) for k, _ in present])
-            for m in models]
-    users = _user_counts(metrics, protocol)
-    return Table(protocol, f"{title}{f' ({users})' if users else ''}", present, rows,
-                 list(notes or []), set(NOT_BOLDED))
+    present = [(k, h) for k, h in columns if any(value_of(metrics[m][protocol], k) for m in models)]
+    compare = Comparison.of(metrics)
+    rows = []
+    for m in models:
+        block = metrics[m][protocol]
+        versus = None
+        if compare is not None:
+            versus = "reference" if m == compare.reference else versus_text(block, compare.paired)
+        rows.append(Row(m, model_label(m, headline), [value_of(block, k) for k, _ in present], versus,
+                        m == headline))
+    has_versus = compare is not None and any(r.versus for r in rows)
+    users = _user_counts({m: metrics[m] for m in models}, protocol)
+    return Table(protocol, f"{title}{f' ({users})' if users else ''}", present, rows, list(notes),
+                 set(NOT_BOLDED), compare.header(headline) if has_versus else None)
 
 
 SAMPLED_NOTES = [
@@ -142,8 +237,9 @@ SAMPLED_NOTES = [
 ]
 FULL_NOTES = [
     "Full ranking: the test item ranked against the whole catalogue, the user's training and validation "
-    "items masked. Coverage@10 is the share of the catalogue in any top-10 list; Nov@10 the mean "
-    "self-information of the top-10 items under training popularity.",
+    "items masked; a tie counts against the test item. Coverage@10 is the share of the catalogue in any "
+    "top-10 list; Nov@10 the mean self-information of the top-10 items under training popularity "
+    "(list-level figures: no interval).",
 ]
 COLD_NOTES = [
     "Cold: full ranking restricted to test items with no training interaction. ID-only methods cannot "
@@ -151,68 +247,33 @@ COLD_NOTES = [
 ]
 
 
-def model_tables(metrics: Mapping[str, Mapping]) -> list[Table]:
+def evaluated_models(metrics: Mapping[str, object], fitted: list[str]) -> list[str]:
+    """The model entries of ``metrics/evaluate.json``: baselines in the report's order, then the
+    fitted models in ``models.fit`` order, then any other."""
+    names = [m for m, v in metrics.items() if m != INTERVALS_KEY and isinstance(v, Mapping)]
+    baselines = [m for m in MODEL_NAMES if m not in fitted]
+    return ordered(names, [*baselines, *fitted])
+
+
+def model_tables(metrics: Mapping[str, Mapping], fitted: list[str], headline: str | None) -> list[Table]:
     """The sampled, full and cold tables of ``metrics/evaluate.json`` (those present)."""
     specs = [
         ("sampled", SAMPLED_COLUMNS, "Sampled protocol, 1 positive + 20 negatives", SAMPLED_NOTES),
         ("full", FULL_COLUMNS, "Full ranking", FULL_NOTES),
         ("cold", FULL_COLUMNS, "Cold-start test items, full ranking", COLD_NOTES),
     ]
-    tables = [protocol_table(metrics, p, cols, title, notes) for p, cols, title, notes in specs]
-    return [t for t in tables if t is not None]
+    models = evaluated_models(metrics, fitted)
+    tables = [t for p, cols, title, notes in specs
+              if (t := protocol_table(metrics, p, cols, title, notes, models, headline)) is not None]
+    compare = Comparison.of(metrics)
+    if compare is not None and tables:  # said once, under the first table
+        tables[0].notes.append(compare.note())
+    return tables
 
 
-def ablation_table(ablation: Mapping[str, Mapping], variants_order: list[str] | None = None) -> Table | None:
-    """Variants × (protocol, metric) for the key metrics, best per column bold."""
-    preferred = ["full", *(variants_order or VARIANT_TEXT)]
-    variants = [v for v in ordered(list(ablation), preferred) if isinstance(ablation[v], Mapping)]
-    if not variants:
-        return None
-    columns = [(f"{p}/{k}", f"{p} {h}") for p in ABLATION_PROTOCOLS for k, h in ABLATION_METRICS]
-
-    def value(v: str, col: str) -> float | None:
-        protocol, metric = col.split("/", 1)
-        block = ablation[v].get(protocol)
-        return number(block.get(metric)) if isinstance(block, Mapping) else None
-
-    columns = [c for c in columns if any(value(v, c[0]) is not None for v in variants)]
-    rows = [(v, v, [value(v, c) for c, _ in columns]) for v in variants]
-    notes = ablation_sentences(ablation)
-    return Table("ablation", "Ablation: one token removed at a time", columns, rows, notes)
-
-
-def ablation_sentences(ablation: Mapping[str, Mapping], base: str = "full") -> list[str]:
-    """One sentence per variant: how its key metrics differ from the ``full`` variant."""
-    if base not in ablation:
-        return [f"No '{base}' variant in the ablation results: differences are not computed."]
-    keys = [("full", "ndcg@10"), ("cold", "ndcg@10"), ("sampled", "ndcg@10")]
-    out = []
-    for variant in ordered(list(ablation), list(VARIANT_TEXT)):
-        if variant == base or not isinstance(ablation[variant], Mapping):
-            continue
-        if ablation[variant].get("nothing_removed"):
-            out.append(f"{VARIANT_TEXT.get(variant, f'Variant {variant!r}')} ({variant}): nothing to "
-                       f"remove, its row is the full model's ({ablation[variant]['nothing_removed']}).")
-            continue
-        parts = []
-        for protocol, metric in keys:
-            a = _get(ablation[base], protocol, metric)
-            b = _get(ablation[variant], protocol, metric)
-            if a is not None and b is not None:
-                parts.append(f"{protocol} {metric_label(metric)} by {fmt_delta(b - a)} "
-                             f"({fmt(a)} → {fmt(b)})")
-        what = VARIANT_TEXT.get(variant, f"Variant '{variant}'")
-        if parts:
-            body = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-            out.append(f"{what} ({variant}) changes {body}.")
-        else:
-            out.append(f"{what} ({variant}): no metric shared with '{base}' to compare.")
-    return out
-
-
-def _get(block: Mapping, protocol: str, metric: str) -> float | None:
-    part = block.get(protocol)
-    return number(part.get(metric)) if isinstance(part, Mapping) else None
+def protocol_value(block: Mapping, protocol: str, metric: str) -> Value | None:
+    """``metric`` of ``block[protocol]`` (ablation and two-stage entries), None when absent."""
+    return value_of(block.get(protocol), metric)
 
 
 TWO_STAGE_COLUMNS = [("full/ndcg@10", "full NDCG@10"), ("full/recall@50", "full Recall@50"),
@@ -225,8 +286,8 @@ def two_stage_table(sweep: Mapping[str, Mapping]) -> Table | None:
     keys = ["exact", *sorted((k for k in sweep if k.startswith("n=")), key=lambda k: int(k[2:]))]
     if "exact" not in sweep:
         return None
-    rows = [(k, "exact (every item scored)" if k == "exact" else f"two-stage, N = {k[2:]} per retriever",
-             [_get(sweep[k], *c.split("/", 1)) for c, _ in TWO_STAGE_COLUMNS]) for k in keys]
+    rows = [Row(k, "exact (every item scored)" if k == "exact" else f"two-stage, N = {k[2:]} per retriever",
+                [protocol_value(sweep[k], *c.split("/", 1)) for c, _ in TWO_STAGE_COLUMNS]) for k in keys]
     retrievers = ", ".join(sweep.get("retrievers", [])) or "the configured retrievers"
     notes = [f"Two-stage: the union of each retriever's ({retrievers}) top-N unseen items is re-scored by "
              "the fusion model; every other item ranks last. 'test item proposed' is the share of test "
