@@ -133,12 +133,6 @@ def make_report_inputs(root: Path, seed: int = 0) -> dict[str, Path]:
     """Every input of the report stage under ``root``, built from real library code."""
     from pixrec.data.dataset import SplitData
     from pixrec.data.split import SplitConfig, split_raw
-<<<<<<< HEAD
-    from pixrec.features import build_item_features, count_stats, load_embeddings
-    from pixrec.models.fusion import FusionConfig, FusionModel, FusionRecommender, save_model
-    from pixrec.report.examples import rank_users
-=======
->>>>>>> 0ea8825 (report: reads the evaluator's ranks and top-10 lists (one ranking rule), jinja2 templates, intervals, tuning, several models)
 
     rng = np.random.default_rng(seed)
     p = {name: root / rel for name, rel in {
@@ -152,37 +146,6 @@ def make_report_inputs(root: Path, seed: int = 0) -> dict[str, Path]:
         d.mkdir(parents=True)
         np.save(d / S.EMB_FILE, rng.standard_normal((data.n_items, dim)).astype(np.float32))
         np.save(d / S.EMB_MASK_FILE, data.items[S.COVER_PATH].is_not_null().to_numpy() | (side == "text"))
-<<<<<<< HEAD
-    torch.manual_seed(seed)
-    stats = count_stats(data)
-    feats = build_item_features(data, load_embeddings(p["embeddings"], data.n_items), stats)
-    dims = {"n_users": data.n_users, "n_items": data.n_items, "n_tags": int(data.item_tags.max()),
-            "n_count_features": int(feats.counts.shape[1]), "d_text": 8, "d_image": 6}
-    config = real_config(FusionConfig, dim=16, heads=2, layers=1, mlp_hidden=16)
-    model = FusionModel(config, **dims).eval()
-    p["model"].mkdir(parents=True)
-    history = [{"epoch": e, "loss": 0.7 - 0.05 * e, "val_ndcg@10": 0.05 + 0.01 * e, "epoch_s": 1.0}
-               for e in range(5)]
-    save_model(model, stats, dims, p["model"], {"metrics": {}, "history": history})
-
-    # per-user results as the evaluator writes them: the model's own full-ranking ranks, plus others
-    users = np.unique(data.test.users)
-    ranked = rank_users(FusionRecommender(model, feats), data, users, k=10)
-    test_item = np.full(data.n_users, -1, dtype=np.int32)
-    test_item[data.test.users] = data.test.items
-    random_rank = rng.integers(1, N_ITEMS, len(users))
-    frames = [pl.DataFrame({S.USER_IDX: users.astype(np.int32), S.ITEM_IDX: test_item[users],
-                            "model": model, "protocol": "full", "rank": rank})
-              for model, rank in (("fusion", ranked.test_rank), ("random", random_rank))]
-    p["eval"].mkdir(parents=True)
-    pl.concat(frames).write_parquet(p["eval"] / S.EVAL_RANKS_FILE)  # the evaluate stage's file
-    # another Parquet file of the same columns is not the contract: were it read, its rank 0 for the
-    # fusion model's worst user would make that user the report's best case
-    worst = frames[0].sort("rank").tail(1).with_columns(pl.lit(0).alias("rank"))
-    worst.write_parquet(p["eval"] / "per_user.parquet")
-
-=======
->>>>>>> 0ea8825 (report: reads the evaluator's ranks and top-10 lists (one ranking rule), jinja2 templates, intervals, tuning, several models)
     p["metrics"].mkdir()
     _tune_and_evaluate(p, data)
     _train_logs(p, rng)
