@@ -57,3 +57,8 @@ EVAL_RANKS_FILE = "ranks.parquet"  # per user: user_idx, item_idx (target), mode
 EVAL_TOP_FILE = "top10.parquet"  # full protocol: model, user_idx, top_items list[int32] (-1 = empty)
 EVAL_META_FILE = "meta.json"
 EVAL_MODEL, EVAL_PROTOCOL, EVAL_RANK, EVAL_TOP_ITEMS = "model", "protocol", "rank", "top_items"
+
+# --- recommend outputs (data/recommendations/) -------------------------------------------------------
+RECS_META_FILE = "meta.json"  # k, the headline model, every model's file and counts (see pixrec.serve)
+RECS_SUFFIX = ".parquet"  # <model>.parquet: user_id, rank (1..k), item_id, score; best first per user
+REC_RANK, REC_SCORE = "rank", "score"

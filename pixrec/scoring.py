@@ -29,6 +29,25 @@ class Recommender(Protocol):
         ...
 
 
+def masked_top_k(
+    scores: np.ndarray, exclude: sp.csr_matrix | None, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` best items, the row's ``exclude`` items left out: what a user is recommended.
+
+    scores float32 (B, I) (set to -inf in place where excluded), exclude (B, I) CSR or None ->
+    (values float32 (B, k'), items int64 (B, k')), k' = min(k, I), best first (torch.topk); an
+    excluded or unrankable (-inf) item fills a slot only when fewer than k' are left (value -inf).
+    """
+    import torch
+
+    if exclude is not None and exclude.nnz:
+        if not scores.flags.writeable:
+            scores = scores.copy()
+        scores[np.repeat(np.arange(len(scores)), np.diff(exclude.indptr)), exclude.indices] = -np.inf
+    vals, idx = torch.topk(torch.from_numpy(scores), min(k, scores.shape[1]), dim=1)
+    return vals.numpy(), idx.numpy().astype(np.int64, copy=False)
+
+
 def top_unseen(
     rec: Recommender, users: np.ndarray, n: int, exclude: sp.csr_matrix | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -36,22 +55,14 @@ def top_unseen(
     two-stage retriever proposes. Models with a faster index override it as ``retrieve``.
 
     users int (B,) -> (rows int64 (M,), items int64 (M,)), row = position in ``users``, at most
-    ``n`` per row: ``score_all`` for the block, excluded items set to -inf, torch top-k.
+    ``n`` per row: ``score_all`` for the block, then :func:`masked_top_k`.
     """
-    import torch
-
     users = np.asarray(users)
-    b = len(users)
     s = np.asarray(rec.score_all(users), dtype=np.float32)  # (B, I)
-    if not s.flags.writeable:  # masked in place below
-        s = s.copy()
-    if exclude is not None:
-        sub = exclude[users]
-        s[np.repeat(np.arange(b), np.diff(sub.indptr)), sub.indices] = -np.inf
-    vals, idx = torch.topk(torch.from_numpy(s), min(n, rec.n_items), dim=1)
-    ok = torch.isfinite(vals).numpy()
-    rows = np.broadcast_to(np.arange(b, dtype=np.int64)[:, None], ok.shape)
-    return rows[ok], idx.numpy()[ok].astype(np.int64)
+    vals, idx = masked_top_k(s, None if exclude is None else exclude[users], n)
+    ok = np.isfinite(vals)
+    rows = np.broadcast_to(np.arange(len(users), dtype=np.int64)[:, None], ok.shape)
+    return rows[ok], idx[ok]
 
 
 class TwoStage:

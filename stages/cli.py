@@ -15,6 +15,7 @@ STAGES: dict[str, str] = {
     "train": "stages.train",  # DVC's train-fusion / train-two-tower: pixrec train --model <name>
     "tune": "stages.tune",
     "evaluate": "stages.evaluate",
+    "recommend": "stages.recommend",
     "two-stage": "stages.two_stage",
     "ablate": "stages.ablate",
     "ablate-encoders": "stages.ablate_encoders",

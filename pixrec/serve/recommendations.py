@@ -1,0 +1,72 @@
+"""The recommend stage's files (``data/recommendations/``) and reading them back.
+
+``<model>.parquet``: ``user_id, rank, item_id, score`` — each user's top-k unseen items, best first,
+sorted by user (item_idx order of users.parquet) then rank; a user whose model ranks fewer than k
+unseen items has fewer rows (counted in the manifest, never padded). ``meta.json`` (the manifest):
+``k``, the ``headline`` model, and per model its file, kind (trained | baseline) and counts. The
+Python API and ``pixrec recommend --user`` read both; no timings, so a rerun writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from pixrec import schema as S
+from pixrec.errors import InputError
+from pixrec.io import atomic_dir, write_json
+from pixrec.serve.topk import TopK
+
+COLUMNS = (S.USER_ID, S.REC_RANK, S.ITEM_ID, S.REC_SCORE)
+
+
+def lists_frame(top: TopK, user_ids: np.ndarray, item_ids: np.ndarray) -> pl.DataFrame:
+    """``top`` as rows (user_id, rank 1..k, item_id, score), empty slots dropped. ``user_ids`` /
+    ``item_ids``: the id of each user_idx / item_idx (object arrays of str)."""
+    rows, cols = np.nonzero(top.items >= 0)  # row-major: by user, then rank
+    return pl.DataFrame({
+        S.USER_ID: user_ids[top.users[rows]],
+        S.REC_RANK: (cols + 1).astype(np.int32),
+        S.ITEM_ID: item_ids[top.items[rows, cols]],
+        S.REC_SCORE: top.scores[rows, cols],
+    }, schema={S.USER_ID: pl.Utf8, S.REC_RANK: pl.Int32, S.ITEM_ID: pl.Utf8, S.REC_SCORE: pl.Float32})
+
+
+def write_recommendations(out_dir: Path, frames: dict[str, pl.DataFrame], manifest: dict) -> None:
+    """Every model's frame as ``<model>.parquet`` and the manifest, atomically."""
+    with atomic_dir(Path(out_dir)) as tmp:
+        for name, frame in frames.items():
+            frame.write_parquet(tmp / f"{name}{S.RECS_SUFFIX}", statistics=False)
+        write_json(tmp / S.RECS_META_FILE, manifest)
+
+
+class Recommendations:
+    """The recommend stage's output directory, read lazily."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+        path = self.dir / S.RECS_META_FILE
+        if not path.is_file():
+            raise InputError(f"{path}: missing; run the recommend stage (dvc repro recommend)")
+        self.manifest = json.loads(path.read_text(encoding="utf-8"))
+        self.k: int = int(self.manifest["k"])
+        self.headline: str = self.manifest["headline"]
+        self.models: list[str] = list(self.manifest["models"])
+
+    def lists(self, model: str, user_ids: list[str], k: int) -> pl.DataFrame:
+        """The stored top-``k`` (``k`` <= the stage's k) of ``user_ids`` by ``model``, in that user order."""
+        if model not in self.models:
+            raise InputError(f"{self.dir}: no recommendations by {model!r} (have {self.models}); add it "
+                             "to recommend.models in params.yaml and run dvc repro recommend")
+        if k > self.k:
+            raise InputError(f"k={k} but the recommend stage kept {self.k} per user; raise recommend.k in "
+                             "params.yaml and run dvc repro recommend")
+        order = pl.DataFrame({S.USER_ID: user_ids, "_order": np.arange(len(user_ids))},
+                             schema={S.USER_ID: pl.Utf8, "_order": pl.Int64})
+        return (pl.scan_parquet(self.dir / f"{model}{S.RECS_SUFFIX}")
+                .filter(pl.col(S.USER_ID).is_in(user_ids) & (pl.col(S.REC_RANK) <= k))
+                .join(order.lazy(), on=S.USER_ID)
+                .sort("_order", S.REC_RANK).drop("_order").collect())
