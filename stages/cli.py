@@ -16,6 +16,7 @@ STAGES: dict[str, str] = {
     "tune": "stages.tune",
     "evaluate": "stages.evaluate",
     "recommend": "stages.recommend",
+    "headline": "stages.headline",
     "two-stage": "stages.two_stage",
     "ablate": "stages.ablate",
     "ablate-encoders": "stages.ablate_encoders",

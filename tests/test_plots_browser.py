@@ -18,7 +18,7 @@ OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND"  # no host name resolves: a CD
 
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"),
-    pytest.mark.skipif(not TEMPLATE.is_file(), reason="plots/offline.html is built by `npm ci --prefix plots`"),
+    pytest.mark.skipif(not TEMPLATE.is_file(), reason="`npm ci --prefix plots` builds plots/offline.html"),
 ]
 
 

@@ -74,7 +74,7 @@ def test_blocks_of_any_size_give_the_lists_of_a_full_sort():
 
 
 # --- the stage in a real DVC repo ----------------------------------------------------------------------
-STAGES = ["download", "split", "embed-images", "embed-text", "negative-sample", "train-fusion",
+STAGES = ["headline", "download", "split", "embed-images", "embed-text", "negative-sample", "train-fusion",
           "train-two-tower", "tune", "evaluate", "recommend"]
 TINY = {
     "data.preset": "tiny",
@@ -196,6 +196,25 @@ def test_stage_refuses_untrained_and_untuned_models(repo, tmp_path):
     line = one_line_error(pixrec_cli(repo, *stage, "--models", str(tmp_path / "no_models")))
     assert "model 'two_tower' is not trained; run dvc repro train-two-tower" in line
     assert not (tmp_path / "recs").exists()  # nothing half-written
+
+
+@pytest.mark.slow
+def test_headline_table_leads_dvc_exp_show(repo):
+    """metrics/headline.json: every evaluated model's NDCG@10 and interval on the three protocols, the
+    headline model first; `dvc exp show` lists its columns before any other metric file's."""
+    evaluate = json.loads((repo / "metrics/evaluate.json").read_text())
+    table = json.loads((repo / "metrics/headline.json").read_text())["ndcg@10"]
+    assert next(iter(table)) == "two_tower" and set(table) == set(evaluate) - {"intervals"}
+    for model, row in table.items():
+        for protocol in ("full", "cold", "sampled"):
+            for end in ("", "_lo", "_hi"):
+                assert row[protocol + end] == evaluate[model][protocol]["ndcg@10" + end]
+        assert row["full_lo"] <= row["full"] <= row["full_hi"]
+    header = run_dvc(repo, "exp", "show", "--csv").stdout.splitlines()[0].split(",")
+    metrics = [c for c in header if c not in ("Experiment", "rev", "typ", "Created", "parent", "State",
+                                              "Executor")]
+    assert metrics[:9] == [f"ndcg@10.two_tower.{p}{e}" for p in ("full", "cold", "sampled")
+                           for e in ("", "_lo", "_hi")]
 
 
 def test_workspace_without_a_run_says_what_to_run(tmp_path):
