@@ -13,9 +13,9 @@ from dvc_repo import make_dvc_repo, run_dvc, set_params
 
 from pixrec.evaluation.intervals import point_estimates
 
-STAGES = ["download", "split", "embed-images", "embed-text", "negative-sample", "train-fusion",
-          "train-two-tower", "tune", "evaluate", "two-stage", "ablate", "ablate-encoders", "ablate-summary",
-          "report"]
+STAGES = ["headline", "download", "split", "embed-images", "embed-text", "negative-sample", "train-fusion",
+          "train-two-tower", "tune", "evaluate", "recommend", "two-stage", "ablate", "ablate-encoders",
+          "ablate-summary", "report"]
 TINY = {
     "data.preset": "tiny",
     "fusion": {"model": {"dim": 16, "heads": 2, "layers": 1, "mlp_hidden": 16},
@@ -86,13 +86,13 @@ def test_second_repro_does_nothing_and_lr_change_skips_embeddings(repo):
     assert ran(run_dvc(repo, "repro").stdout) == set()
     set_params(repo, {"two_tower.train.lr": 0.01})
     out = run_dvc(repo, "repro").stdout
-    # two_tower.* feeds the headline model and every ablation cell; nothing upstream re-runs, and
-    # neither the pair model nor its two-stage table
-    assert ran(out) == {"train-two-tower", "evaluate", "ablate@full", "ablate@no_image",
-                        "ablate-encoders@pixel-sbert", "ablate-summary", "report"}
+    # two_tower.* feeds the headline model (its evaluation, headline table and recommendations) and
+    # every ablation cell; nothing upstream re-runs, and neither the pair model nor its two-stage table
+    assert ran(out) == {"train-two-tower", "evaluate", "headline", "recommend", "ablate@full",
+                        "ablate@no_image", "ablate-encoders@pixel-sbert", "ablate-summary", "report"}
     set_params(repo, {"fusion.train.lr": 0.01})
-    assert ran(run_dvc(repo, "repro").stdout) == {"train-fusion", "evaluate", "two-stage", "ablate-summary",
-                                                  "report"}
+    assert ran(run_dvc(repo, "repro").stdout) == {"train-fusion", "evaluate", "headline", "recommend",
+                                                  "two-stage", "ablate-summary", "report"}
     set_params(repo, {"ablate.cells.no_image": {"model.tokens": ["item", "text"]}})
     assert ran(run_dvc(repo, "repro").stdout) == {"ablate@no_image", "ablate-summary", "report"}
 
