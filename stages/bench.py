@@ -16,19 +16,21 @@ from stages._params import fail_cleanly, read_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
-PARAMS = ("encoders.image", "encoders.text", "fusion", "two_tower")
+PARAMS = ("encoders.image", "encoders.text", "fusion", "two_tower", "recommend")
 MODELS = ("fusion", "two_tower")
 
 
 def load_params(path: Path):
-    """(ImageEncoderConfig, TextEncoderConfig, {model: its params section})."""
+    """(ImageEncoderConfig, TextEncoderConfig, {model: its params section}, RecommendConfig)."""
     from pixrec.encoders.base import ImageEncoderConfig, TextEncoderConfig
     from pixrec.models import family
+    from pixrec.serve.stage import RecommendConfig
 
     with read_params(path, PARAMS) as p:
         return (p.section(ImageEncoderConfig, "encoders.image"),
                 p.section(TextEncoderConfig, "encoders.text"),
-                {name: p.section(family(name).section, name) for name in MODELS})
+                {name: p.section(family(name).section, name) for name in MODELS},
+                p.section(RecommendConfig, "recommend"))
 
 
 @app.command()
@@ -38,7 +40,7 @@ def main(
     workspace: Path = typer.Option(Path("."), help="pipeline checkout whose data/ and models/ exist"),
     stage_log: Path | None = typer.Option(None, help="JSON lines the stages wrote to $PIXREC_STAGE_LOG"),
     repro: bool = typer.Option(False, help="run `dvc repro --force` in the workspace first, logged"),
-    parts: list[str] = typer.Option(["stages", "embed", "train", "ranking", "fusion"], "--part",
+    parts: list[str] = typer.Option(["stages", "embed", "train", "ranking", "recommend", "fusion"], "--part",
                                     help="also: text-backends (every encoders.text.backend vs fp32 torch)"),
     text_items: Path | None = typer.Option(None, help="text-backends: items.parquet or item_info.csv to "
                                                       "sample --n-texts texts from (default: the split's)"),

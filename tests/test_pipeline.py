@@ -171,5 +171,6 @@ def test_bench_reports_every_stage_and_the_compute_figures(repo, tmp_path):
     assert all(r["bare_per_s"] > 0 and r["stage_per_s"] > 0 for r in bench["embed"])
     assert bench["train"]["fusion"]["samples_per_s"] > 0 and bench["train"]["two_tower"]["samples_per_s"] > 0
     assert bench["ranking"]["users_per_s"] > 0
+    assert bench["recommend"]["users"] == bench["dataset"]["users"] and bench["recommend"]["users_per_s"] > 0
     fusion = bench["fusion"]
     assert fusion["pairs"] == 2 * bench["dataset"]["items"] and fusion["mflop_per_pair"] > 0

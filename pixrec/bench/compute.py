@@ -86,6 +86,23 @@ def ranking_throughput(seen: sp.csr_matrix, targets: np.ndarray, dim: int = 64, 
             "users_per_s": round(n_users / dt, 1), "batch_users": batch_users}
 
 
+def recommend_throughput(seen: sp.csr_matrix, k: int, batch_users: int, dim: int = 64, seed: int = 0) -> dict:
+    """users/s of the recommend stage's exact top-k (:func:`pixrec.serve.topk.top_k_unseen`, seen items
+    masked) for a random dot-product model of width ``dim`` over every user of ``seen``."""
+    from pixrec.serve.topk import top_k_unseen
+
+    rng = np.random.default_rng(seed)
+    n_users, n_items = seen.shape
+    rec = DotProduct(rng.standard_normal((n_users, dim), dtype=np.float32),
+                     rng.standard_normal((n_items, dim), dtype=np.float32))
+    t = time.perf_counter()
+    top_k_unseen(rec, np.arange(n_users), k, seen, batch_users)
+    dt = time.perf_counter() - t
+    return {"users": n_users, "items": n_items, "dim": dim, "k": k, "batch_users": batch_users,
+            "seconds": round(dt, 2), "users_per_s": round(n_users / dt, 1),
+            "threads": torch.get_num_threads()}
+
+
 def fusion_throughput(rec, users: np.ndarray, gflops: float | None = None) -> dict:
     """Exact fusion scoring (``score_all``: every item for each user) in pairs/s, with the FLOPs of
     one pair counted by torch's FLOP counter and the share of the matmul ceiling this reaches."""

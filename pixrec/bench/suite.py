@@ -14,8 +14,8 @@ import numpy as np
 
 from pixrec.errors import InputError
 
-PARTS = ("stages", "embed", "text-backends", "train", "ranking", "fusion")
-DEFAULT_PARTS = ("stages", "embed", "train", "ranking", "fusion")  # text-backends: on request
+PARTS = ("stages", "embed", "text-backends", "train", "ranking", "recommend", "fusion")
+DEFAULT_PARTS = ("stages", "embed", "train", "ranking", "recommend", "fusion")  # text-backends: on request
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,11 @@ def _peak_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def run_benchmark(root: Path, image_config, text_config, sections: dict, options: BenchOptions,
-                  log: Callable[[str], None] = print) -> dict:
+def run_benchmark(root: Path, image_config, text_config, sections: dict, recommend_config,
+                  options: BenchOptions, log: Callable[[str], None] = print) -> dict:
     """Every part of ``options.parts`` on the workspace at ``root``; a JSON-ready dict of figures.
-    ``sections``: each trained model's params section by name (``fusion``, ``two_tower``)."""
+    ``sections``: each trained model's params section by name (``fusion``, ``two_tower``);
+    ``recommend_config``: the recommend stage's (k, batch_users)."""
     from pixrec.bench import compute, machine, stages
     from pixrec.data.dataset import SplitData
 
@@ -108,6 +109,13 @@ def run_benchmark(root: Path, image_config, text_config, sections: dict, options
         out["ranking"] = compute.ranking_throughput(seen, targets, seed=options.seed)
         log(f"full ranking (dot product, dim 64): {out['ranking']['users_per_s']:,.0f} users/s, "
             f"{n:,} users in {out['ranking']['seconds']} s")
+
+    if "recommend" in options.parts:
+        r = recommend_config
+        out["recommend"] = compute.recommend_throughput(data.seen_matrix, r.k, r.batch_users,
+                                                        seed=options.seed)
+        log(f"recommend top-{r.k} (dot product, dim 64): {out['recommend']['users_per_s']:,.0f} users/s, "
+            f"{data.n_users:,} users x {data.n_items:,} items in {out['recommend']['seconds']} s")
 
     if "fusion" in options.parts:
         from pixrec.models import family

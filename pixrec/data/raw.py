@@ -275,7 +275,11 @@ def list_covers(raw_dir: Path, report: RawReport | None = None) -> dict[str, str
     Where one item has several (``i1.jpg`` and ``i1.png``), the first suffix of
     :data:`COVER_SUFFIXES` wins and the others are counted.
     """
-    cover_dir = Path(raw_dir) / S.RAW_COVERS
+    return list_cover_files(Path(raw_dir) / S.RAW_COVERS, report)
+
+
+def list_cover_files(cover_dir: Path, report: RawReport | None = None) -> dict[str, str]:
+    """:func:`list_covers` of any folder of ``<item_id>.<suffix>`` files (``pixrec score-new --covers``)."""
     if not cover_dir.is_dir():
         return {}
     rank = {suffix: i for i, suffix in enumerate(COVER_SUFFIXES)}
@@ -291,6 +295,6 @@ def list_covers(raw_dir: Path, report: RawReport | None = None) -> dict[str, str
     return chosen
 
 
-__all__ = ["COVER_SUFFIXES", "RawDataError", "RawReport", "is_cover_name", "list_covers",
+__all__ = ["COVER_SUFFIXES", "RawDataError", "RawReport", "is_cover_name", "list_cover_files", "list_covers",
            "parse_interactions", "parse_items", "read_csv_text", "read_header", "read_interactions",
            "read_items"]

@@ -33,6 +33,7 @@ TEXT_ENCODERS: Registry = Registry("text encoder")  # filled by pixrec.encoders.
 
 TEXT_FIELDS = (S.TITLE, S.TAG, S.DESCRIPTION)
 EXAMPLE_IDS = 20  # item ids kept per masking reason in meta.json
+FITTED_KEY = "fitted"  # finalize's metadata entry {name: array}, saved as <out>/fitted/<name>.npy
 
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -158,8 +159,14 @@ class ImageEncoder:
     def finalize(
         self, vectors: np.ndarray, usable: np.ndarray, fit: np.ndarray
     ) -> tuple[np.ndarray, dict]:
-        """``vectors`` (n, raw_dim) -> (n, dim) plus metadata; ``fit`` bool (n,) = fit-only rows."""
+        """``vectors`` (n, raw_dim) -> (n, dim) plus metadata; ``fit`` bool (n,) = fit-only rows. What
+        it fitted goes in the metadata under :data:`FITTED_KEY` ({name: array}), so that items embedded
+        later (``pixrec score-new``) get the same map through :meth:`apply_fitted`, not a refit."""
         return vectors, {}
+
+    def apply_fitted(self, vectors: np.ndarray, fitted: dict[str, np.ndarray]) -> np.ndarray:
+        """``vectors`` (n, raw_dim) -> (n, dim) by what :meth:`finalize` fitted on the training items."""
+        return vectors
 
     @property
     def random_weights(self) -> bool:
@@ -207,6 +214,7 @@ class Embedded:
     vectors: np.ndarray
     mask: np.ndarray
     meta: dict = field(default_factory=dict)
+    fitted: dict[str, np.ndarray] = field(default_factory=dict)  # the finalize step's fitted arrays
 
     def __post_init__(self) -> None:
         n = self.vectors.shape[0]
@@ -237,6 +245,16 @@ def write_embedded(result: Embedded, out_dir: Path) -> None:
         np.save(tmp / S.EMB_MASK_FILE, result.mask.astype(np.bool_))
         (tmp / S.EMB_META_FILE).write_text(
             json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        if result.fitted:
+            (tmp / FITTED_KEY).mkdir()
+            for name, array in sorted(result.fitted.items()):
+                np.save(tmp / FITTED_KEY / f"{name}.npy", array)
+
+
+def read_fitted(out_dir: Path) -> dict[str, np.ndarray]:
+    """What :func:`write_embedded` saved of the finalize step (empty for an encoder that fits nothing)."""
+    d = Path(out_dir) / FITTED_KEY
+    return {p.stem: np.load(p) for p in sorted(d.glob("*.npy"))} if d.is_dir() else {}
 
 
 def read_items(split_dir: Path, columns: Sequence[str]) -> pl.DataFrame:
@@ -272,6 +290,7 @@ def warn_random(where: str) -> None:
 
 
 __all__ = [
+    "FITTED_KEY",
     "IMAGE_ENCODERS",
     "TEXT_ENCODERS",
     "TEXT_FIELDS",
@@ -284,6 +303,7 @@ __all__ = [
     "TextEncoderConfig",
     "config_meta",
     "machine_threads",
+    "read_fitted",
     "read_items",
     "resolve_device",
     "warn_random",

@@ -22,6 +22,7 @@ import polars as pl
 
 from pixrec import schema as S
 from pixrec.encoders.base import (
+    FITTED_KEY,
     Embedded,
     MaskCounter,
     config_meta,
@@ -127,6 +128,7 @@ def finish(side: EmbedSide, arrays: dict[str, np.ndarray], env: dict, finalize: 
     t = time.perf_counter()
     vectors, extra = finalize(arrays[RAW_FILE], usable)
     vectors[~usable] = 0.0
+    fitted = extra.pop(FITTED_KEY, {})
     timings = {**timings, "finalize": time.perf_counter() - t}
     ids = side.items[S.ITEM_ID].to_numpy()
     masked = MaskCounter()
@@ -149,9 +151,11 @@ def finish(side: EmbedSide, arrays: dict[str, np.ndarray], env: dict, finalize: 
     }
     if extra:
         meta[env["encoder"]] = extra
+    if fitted:
+        meta[FITTED_KEY] = sorted(fitted)  # saved beside the vectors (write_embedded)
     if env.get("random_weights"):
         warn_random(f"{side.where} {env['encoder']}")
-    return Embedded(vectors, usable, meta)
+    return Embedded(vectors, usable, meta, fitted)
 
 
 def embed(side: EmbedSide, *, cache_dir: Path | None = None, progress: bool = True,

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pixrec.encoders.base import IMAGE_ENCODERS, ImageEncoder, ImageEncoderConfig, Preprocess
+from pixrec.encoders.base import FITTED_KEY, IMAGE_ENCODERS, ImageEncoder, ImageEncoderConfig, Preprocess
 from pixrec.encoders.weights import WeightsSource
 from pixrec.errors import InputError
 
@@ -120,7 +120,9 @@ class PixelEncoder(ImageEncoder):
     def finalize(
         self, vectors: np.ndarray, usable: np.ndarray, fit: np.ndarray
     ) -> tuple[np.ndarray, dict]:
-        """Standardise, weight blocks, PCA: all fitted on ``fit`` rows (training items with a cover)."""
+        """Standardise, weight blocks, PCA: all fitted on ``fit`` rows (training items with a cover).
+        The fitted mean, scale, block weights and axes go in the metadata's ``fitted`` entry (saved
+        beside the vectors), so :meth:`apply_fitted` maps covers seen later the same way."""
         n_fit = int(fit.sum())
         if not usable.any():  # a text-only dataset: every item masked (and counted by the caller)
             dim = self.pca_dim or self.raw_dim
@@ -132,15 +134,13 @@ class PixelEncoder(ImageEncoder):
                              f"to fit its scaling and PCA, found {n_fit} (of {int(usable.sum())} usable "
                              "covers); add covers or set encoders.image.name to a pretrained encoder")
         X = vectors.astype(np.float64)
-        mean = X[fit].mean(axis=0)
         std = X[fit].std(axis=0)
         std[std < 1e-8] = 1.0  # constant on training items: centre only
-        weights = np.concatenate([np.full(d, 1.0 / math.sqrt(d)) for d in self.blocks.values()])
-        Z = (X - mean) / std * weights  # (n, raw_dim)
+        fitted = {"mean": X[fit].mean(axis=0), "std": std,
+                  "weights": np.concatenate([np.full(d, 1.0 / math.sqrt(d)) for d in self.blocks.values()])}
         meta: dict = {"raw_dim": self.raw_dim, "blocks": dict(self.blocks), "n_fit": n_fit,
                       "grid": self.grid}
         if self.pca_dim == 0:
-            out = Z
             meta["pca_dim"] = 0
         else:
             from threadpoolctl import threadpool_limits
@@ -148,20 +148,32 @@ class PixelEncoder(ImageEncoder):
             # one BLAS thread: this thin SVD is tiny work, and multi-threaded OpenBLAS measured 15-100x
             # slower for it on 2 loaded cores (0.09 s vs 1.3-8.7 s); also independent of the core count
             with threadpool_limits(limits=1, user_api="blas"):
-                _, s, vt = np.linalg.svd(Z[fit], full_matrices=False)  # (k, raw_dim), descending
+                _, s, vt = np.linalg.svd(_standardise(X[fit], fitted), full_matrices=False)  # (k, raw_dim)
             k = min(self.pca_dim, vt.shape[0])
             if k < self.pca_dim:
                 log.warning("pixel encoder: pca_dim %d > %d available axes (%d training covers); "
                             "using %d", self.pca_dim, vt.shape[0], n_fit, k)
             comps = vt[:k]
             pivot = np.abs(comps).argmax(axis=1)
-            comps = comps * np.sign(comps[np.arange(k), pivot])[:, None]  # deterministic signs
-            out = Z @ comps.T
+            fitted["components"] = comps * np.sign(comps[np.arange(k), pivot])[:, None]  # deterministic signs
             var = s**2
             meta |= {"pca_dim": k, "explained_variance_ratio": float(var[:k].sum() / var.sum())}
-        out = out.astype(np.float32)
+        out = self.apply_fitted(vectors, fitted)
         out[~usable] = 0.0
-        return out, meta
+        return out, {**meta, FITTED_KEY: fitted}
+
+    def apply_fitted(self, vectors: np.ndarray, fitted: dict[str, np.ndarray]) -> np.ndarray:
+        """Raw features (n, raw_dim) -> float32 (n, dim) by the scaling and PCA :meth:`finalize` fitted."""
+        if not fitted:  # nothing was fitted: no training cover, every item masked
+            return np.zeros((len(vectors), self.pca_dim or self.raw_dim), dtype=np.float32)
+        Z = _standardise(vectors.astype(np.float64), fitted)  # (n, raw_dim)
+        out = Z @ fitted["components"].T if "components" in fitted else Z
+        return out.astype(np.float32)
+
+
+def _standardise(X: np.ndarray, fitted: dict[str, np.ndarray]) -> np.ndarray:
+    """(n, raw_dim) float64 -> centred, scaled, block-weighted (n, raw_dim)."""
+    return (X - fitted["mean"]) / fitted["std"] * fitted["weights"]
 
 
 __all__ = ["PixelEncoder", "linear_to_lab"]
