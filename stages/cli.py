@@ -1,4 +1,5 @@
-"""The ``pixrec`` command: one subcommand per DVC stage, imported only when it runs (fast --help)."""
+"""The ``pixrec`` command: one subcommand per DVC stage, and the commands over a workspace's trained
+artefacts (recommend --user, similar, score-new); each imported only when it runs (fast --help)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ STAGES: dict[str, str] = {
     "report": "stages.report",
     "bench": "stages.bench",  # not a DVC stage: measures the pipeline (design notes §7)
 }
+# commands over a workspace's trained artefacts (pixrec.serve), not DVC stages; `pixrec recommend
+# --user` is the recommend stage's own command
+TOOLS: dict[str, tuple[str, str]] = {
+    "similar": ("stages.similar", "Nearest items by the headline model's item vectors"),
+    "score-new": ("stages.score_new", "Place new items by content: who they would be recommended to"),
+}
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
@@ -36,10 +43,12 @@ def _passthrough(module: str):
     return run
 
 
-for _name, _module in STAGES.items():
+_HELP = {name: f"Run the {name} stage" for name in STAGES} | {name: h for name, (_, h) in TOOLS.items()}
+_HELP["recommend"] += ", or show a user's top-k (--user)"
+for _name, _module in {**STAGES, **{n: m for n, (m, _) in TOOLS.items()}}.items():
     app.command(
         _name,
-        help=f"Run the {_name} stage (see `pixrec {_name} --help`).",
+        help=f"{_HELP[_name]} (see `pixrec {_name} --help`).",
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
         add_help_option=False,
     )(_passthrough(_module))

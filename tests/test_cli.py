@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.cli import STAGES
+from stages.cli import STAGES, TOOLS
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "torchvision", "transformers", "sentence_transformers", "open_clip", "timm", "faiss",
@@ -49,7 +49,7 @@ def _loaded(*args: str) -> tuple[str, list[str]]:
 def test_top_level_help_lists_every_stage_without_heavy_imports():
     exe = shutil.which("pixrec", path=str(Path(sys.executable).parent))
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True)  # the installed script
-    for name in STAGES:
+    for name in [*STAGES, *TOOLS]:
         assert name in proc.stdout
     text, heavy = _loaded("--help")
     assert "split" in text and heavy == []
@@ -60,3 +60,10 @@ def test_subcommand_help_runs_without_heavy_imports(stage):
     text, heavy = _loaded(stage, "--help")
     assert "--params" in text
     assert heavy == [], f"`pixrec {stage} --help` imported {heavy}"
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_workspace_commands_help_runs_without_heavy_imports(tool):
+    text, heavy = _loaded(tool, "--help")
+    assert "--workspace" in text
+    assert heavy == [], f"`pixrec {tool} --help` imported {heavy}"

@@ -4,6 +4,9 @@
     ws = pixrec.load(".")                      # a workspace where `dvc repro` has run
     ws.recommend(["u12"], k=10)                # user_id, rank, item_id, score, title, tag
     ws.history(["u12"], n=5)                   # the user's last train + valid items
+    ws.similar(["i123"], k=10)                 # item_id, rank, neighbour_id, cosine, title, tag
+    placed = ws.score_new_items(pl.read_csv("new.csv"), covers_dir="new_covers")
+    placed.users, placed.nearest               # who it would be recommended to; nearest catalogue items
 
 Everything is read from the stages' outputs (the split, the embeddings, the trained models, the
 recommend stage's lists), never from params.yaml: the workspace answers for what was last reproduced.
@@ -47,6 +50,7 @@ class Pixrec:
 
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
+        self._models: dict = {}
 
     @cached_property
     def data(self) -> SplitData:
@@ -90,6 +94,49 @@ class Pixrec:
         self.user_idx(user_ids)  # unknown ids fail here, by name
         lists = self.lists.lists(model or self.headline, list(user_ids), k or self.lists.k)
         return self.describe(lists)
+
+    def model(self, name: str | None = None):
+        """Trained model ``name`` (default: the headline) behind the scoring interface, loaded once."""
+        from pixrec.serve.models import load_trained
+
+        name = name or self.headline
+        if name not in self._models:
+            self._models[name] = load_trained(name, self.paths.models, self.data, self.paths.embeddings)
+        return self._models[name]
+
+    def similar(self, item_ids: list[str], k: int = 10, model: str | None = None) -> pl.DataFrame:
+        """Each item's ``k`` nearest catalogue items by cosine of ``model``'s item vectors (default: the
+        headline; cold items from content): item_id, rank, neighbour_id, cosine, title, tag."""
+        from pixrec.serve.neighbours import cosine_neighbours
+        from pixrec.serve.placing import item_table, neighbours_frame, placer
+
+        idx = self.item_idx(item_ids)
+        table = item_table(placer(self.model(model)))
+        rows, cos = cosine_neighbours(table, table[idx], k, exclude=idx)
+        return self.describe(neighbours_frame(np.asarray(item_ids, dtype=object), rows, cos, self.data),
+                             on="neighbour_id")
+
+    def score_new_items(self, items: pl.DataFrame | Path | str, covers_dir: Path | str | None = None,
+                        k: int | None = None, users: int = 10, model: str | None = None):
+        """Items never seen (an item_info.csv-layout frame or file; covers as ``<item_id>.jpg`` in
+        ``covers_dir``) embedded as the embed stages did, placed by ``model``'s item tower from content:
+        a :class:`~pixrec.serve.placing.Placed` (per item: how many users' top-``k`` it enters, the
+        first ``users`` of them, its ``k`` nearest catalogue items), plus ``report``: what was masked."""
+        from pixrec.serve.new_items import load_new_items
+        from pixrec.serve.placing import new_item_vectors, place, placer
+
+        rec = placer(self.model(model))
+        k = k or self.lists.k
+        new = load_new_items(items, self.data.items, None if covers_dir is None else Path(covers_dir),
+                             self.paths.embeddings)
+        vectors = new_item_vectors(rec, new, self.data)
+        placed = place(rec, vectors, new.items[S.ITEM_ID].to_list(), self.data, k, users,
+                       self.lists.batch_users)
+        placed.items = placed.items.join(new.items.select(S.ITEM_ID, *SHOWN), on=S.ITEM_ID,
+                                         maintain_order="left")
+        placed.nearest = self.describe(placed.nearest, on="neighbour_id")
+        placed.report = new.report
+        return placed
 
     def history(self, user_ids: list[str], n: int) -> pl.DataFrame:
         """Each user's last ``n`` train + valid interactions (what recommendations leave out), oldest

@@ -33,14 +33,28 @@ class NewItems:
     report: list[str]
 
 
-def read_new_items(path: Path, catalogue: pl.DataFrame, covers_dir: Path | None) -> tuple[pl.DataFrame, list]:
-    """The items of ``path`` (item_info.csv columns, parsed as the split parses the catalogue's), with
-    ``tag_idx`` from the catalogue's tags (0 = a tag it never had) and ``cover_path`` (file name in
-    ``covers_dir``, null when there is none). An id already in the catalogue or given twice is an error."""
-    from pixrec.data.raw import RawReport, list_cover_files, read_items
+def read_new_items(
+    source: pl.DataFrame | Path | str, catalogue: pl.DataFrame, covers_dir: Path | None
+) -> tuple[pl.DataFrame, list[str]]:
+    """The items of ``source`` (an item_info.csv-layout file or frame, parsed as the split parses the
+    catalogue's), with ``tag_idx`` from the catalogue's tags (0 = a tag it never had) and
+    ``cover_path`` (file name in ``covers_dir``, null when there is none). An id already in the
+    catalogue or given twice is an error; so is a missing column."""
+    from pixrec.data.raw import RawReport, list_cover_files, parse_items, read_items
 
     report = RawReport()
-    items = read_items(Path(path), report)
+    if isinstance(source, pl.DataFrame):
+        missing = [c for c in S.ITEM_COLUMNS if c not in source.columns]
+        if missing:
+            raise InputError(f"new items: missing column(s) {missing}; expected the item_info.csv columns "
+                             f"{list(S.ITEM_COLUMNS)}")
+        if source.height == 0:
+            raise InputError("new items: the frame has no rows")
+        text = source.select(pl.col(c).cast(pl.Utf8).fill_null("") for c in S.ITEM_COLUMNS)
+        items = parse_items(text.with_row_index("_row", offset=1), report)
+    else:
+        items = read_items(Path(source), report)
+    path = source if not isinstance(source, pl.DataFrame) else "new items"
     if twice := report.counts.get("items: duplicated item_id (later row dropped)"):
         raise InputError(f"{path}: {twice} item_id(s) given twice; give each new item once")
     known = items.filter(pl.col(S.ITEM_ID).is_in(catalogue[S.ITEM_ID].implode()))
@@ -72,10 +86,10 @@ def _recorded_config(cls, side_dir: Path):
                         f"{path} config")
 
 
-def load_new_items(path: Path, catalogue: pl.DataFrame, covers_dir: Path | None,
+def load_new_items(source: pl.DataFrame | Path | str, catalogue: pl.DataFrame, covers_dir: Path | None,
                    embeddings_dir: Path) -> NewItems:
     """:func:`read_new_items`, then each side embedded as its embed stage embedded the catalogue."""
-    items, report = read_new_items(path, catalogue, covers_dir)
+    items, report = read_new_items(source, catalogue, covers_dir)
     text_config = _recorded_config(TextEncoderConfig, Path(embeddings_dir) / "text")
     image_dir = Path(embeddings_dir) / "image"
     image_config = _recorded_config(ImageEncoderConfig, image_dir)

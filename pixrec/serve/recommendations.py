@@ -53,6 +53,7 @@ class Recommendations:
             raise InputError(f"{path}: missing; run the recommend stage (dvc repro recommend)")
         self.manifest = json.loads(path.read_text(encoding="utf-8"))
         self.k: int = int(self.manifest["k"])
+        self.batch_users: int = int(self.manifest["batch_users"])  # users per score block
         self.headline: str = self.manifest["headline"]
         self.models: list[str] = list(self.manifest["models"])
 

@@ -50,6 +50,7 @@ def recommend_all(
         log(f"{rec.name}: top-{config.k} for {len(users):,} users in {time.perf_counter() - t0:.1f} s"
             f" ({top.n_short} users with fewer than {config.k} rankable unseen items)")
         del rec
-    manifest = {"k": config.k, "headline": headline, "models": about, "masked": "train + valid",
+    manifest = {"k": config.k, "batch_users": config.batch_users, "headline": headline, "models": about,
+                "masked": "train + valid",
                 "numerics": environment()}
     return frames, manifest
