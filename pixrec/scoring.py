@@ -40,9 +40,9 @@ def masked_top_k(
     """
     import torch
 
+    if not scores.flags.writeable:  # masked in place; torch wants a writable array too
+        scores = scores.copy()
     if exclude is not None and exclude.nnz:
-        if not scores.flags.writeable:
-            scores = scores.copy()
         scores[np.repeat(np.arange(len(scores)), np.diff(exclude.indptr)), exclude.indices] = -np.inf
     vals, idx = torch.topk(torch.from_numpy(scores), min(k, scores.shape[1]), dim=1)
     return vals.numpy(), idx.numpy().astype(np.int64, copy=False)

@@ -14,6 +14,7 @@ import pytest
 import scipy.sparse as sp
 import yaml
 from dvc_repo import dvc_env, make_dvc_repo, run_dvc
+from test_evaluator import Table
 
 import pixrec
 from pixrec import schema as S
@@ -25,20 +26,13 @@ BIN = Path(sys.executable).parent
 INF = -np.inf
 
 
-class Table:
-    """A recommender with a fixed score table (n_users, n_items)."""
-
-    name = "table"
-
-    def __init__(self, table) -> None:
-        self.table = np.asarray(table, dtype=np.float32)
-        self.n_items = self.table.shape[1]
-
-    def score(self, users, items):
-        return self.table[np.asarray(users)[:, None], items]
+class ReadOnly(Table):
+    """Scores handed out read-only (as a model may share its cache): top-k must not write into them."""
 
     def score_all(self, users):
-        return self.table[np.asarray(users)]  # a view: top_k_unseen must not write into it
+        out = super().score_all(users)
+        out.setflags(write=False)
+        return out
 
 
 def test_top_k_leaves_out_seen_and_unrankable_items():
@@ -46,14 +40,12 @@ def test_top_k_leaves_out_seen_and_unrankable_items():
              [0.3, 0.2, 0.1, 0.4, 0.0],
              [INF, INF, 0.2, INF, INF]]
     seen = sp.csr_matrix(np.array([[0, 1, 0, 0, 0], [0, 0, 0, 1, 1], [0, 0, 0, 0, 0]], dtype=np.float32))
-    rec = Table(table)
-    top = top_k_unseen(rec, np.array([0, 1, 2]), 3, seen, batch_users=2)
+    top = top_k_unseen(ReadOnly(table), np.array([0, 1, 2]), 3, seen, batch_users=2)
     # user 0: item 1 seen, item 3 unrankable -> 4 (0.7), 2 (0.5), 0 (0.1)
     # user 1: items 3, 4 seen -> 0, 1, 2; user 2: only item 2 is rankable -> one slot, two empty
     assert top.items.tolist() == [[4, 2, 0], [0, 1, 2], [2, -1, -1]]
     np.testing.assert_array_equal(top.scores[2], np.array([0.2, INF, INF], dtype=np.float32))
     assert top.n_short == 1
-    assert rec.table[0, 1] == np.float32(0.9)  # the model's own table is untouched
     frame = lists_frame(top, np.array(["a", "b", "c"], dtype=object), np.array(list("vwxyz"), dtype=object))
     assert frame.filter(pl.col(S.USER_ID) == "c").rows() == [("c", 1, "x", pytest.approx(0.2))]
     assert frame.height == 7 and frame[S.REC_RANK].to_list()[:3] == [1, 2, 3]
