@@ -13,7 +13,6 @@ from pixrec.errors import InputError
 from pixrec.scoring import Recommender
 
 
-
 def train_stage(name: str) -> str:
     """The dvc.yaml stage that trains model ``name``: ``two_tower`` -> ``train-two-tower``."""
     return "train-" + name.replace("_", "-")
