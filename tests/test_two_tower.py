@@ -9,6 +9,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from real_params import real_section
 
@@ -26,6 +27,8 @@ from pixrec.models.two_tower import (
     choose_cold_offset,
     first_seen,
 )
+from pixrec.serve.placing import ContentPlacer
+from pixrec.serve.topk import top_k_unseen
 
 
 def section(**overrides) -> TwoTowerSection:
@@ -74,19 +77,24 @@ def test_a_cold_item_is_scored_from_its_content_only(setup):
     assert not np.allclose(moved[:, cold], after[:, cold])
 
 
+def _state(model: TwoTower, items: torch.Tensor, data: SplitData, user: int) -> tuple[torch.Tensor, int]:
+    """The user tower's last state (D,) over the user's training items, no padding, and the time of
+    the last one."""
+    rows = np.arange(len(data.train))
+    mine = rows[data.train.users == user]
+    mine = mine[np.lexsort((mine, data.train.timestamps[mine]))][-model.config.max_history:]
+    seq = torch.from_numpy(data.train.items[mine].astype(np.int64))[None]
+    return model.user_states(seq, items[seq])[0, -1], int(data.train.timestamps[mine[-1]])
+
+
 def _brute_force(model: TwoTower, feats, data: SplitData, users: np.ndarray) -> np.ndarray:
     """Scores written from the definition, one user at a time, histories without padding."""
-    rows = np.arange(len(data.train))
-    n, length = data.n_items, model.config.max_history
+    n = data.n_items
     items = model.item_vectors(feats, torch.arange(n), torch.ones(n, dtype=torch.bool))
     out = np.empty((len(users), n), dtype=np.float32)
     for k, u in enumerate(users):  # test oracle: a per-user loop on purpose
-        mine = rows[data.train.users == u]
-        mine = mine[np.lexsort((mine, data.train.timestamps[mine]))][-length:]
-        seq = torch.from_numpy(data.train.items[mine].astype(np.int64))[None]
-        h = model.user_states(seq, items[seq])[0, -1]
+        h, when = _state(model, items, data, u)
         score = (items @ h) * model.config.dim ** -0.5
-        when = int(data.train.timestamps[mine[-1]])
         fresh = model.freshness
         for i in range(n):
             first = int(fresh.first_seen[i])
@@ -170,3 +178,41 @@ def test_the_cold_offset_is_chosen_on_validation_only(setup):
         other = dataclasses.replace(data, test=test)
         again = choose_cold_offset(TwoTowerRecommender(model, feats, hist, 0.0), other, select)
         assert again == (offset, curve)
+
+
+def test_new_items_are_scored_as_never_trained_catalogue_items(setup):
+    """A cold catalogue item resubmitted as a new item (same content) gets its vector and its scores;
+    every user's top-k over catalogue + new items is the brute-force one (freshness and cold offset on)."""
+    model, feats, hist, data = untrained(setup)
+    with torch.no_grad():
+        model.freshness.bias.copy_(torch.linspace(-1, 1, len(model.freshness.bias)))
+    rec = TwoTowerRecommender(model, feats, hist, 0.75)
+    assert isinstance(rec, ContentPlacer)  # what pixrec similar / score-new take
+    n, users = data.n_items, data.test.users[:12]
+    cold = torch.from_numpy(np.flatnonzero(data.cold_items)[:3])
+    rows = {f.name: getattr(feats, f.name)[cold] for f in dataclasses.fields(feats)
+            if f.name != "known" and not f.name.startswith("user_")}
+    same = dataclasses.replace(feats, **rows, known=torch.zeros(len(cold), dtype=torch.bool))
+    again = rec.new_item_vectors(same)
+    torch.testing.assert_close(again, rec.items[cold], rtol=0, atol=1e-5)
+    warm = torch.from_numpy(np.flatnonzero(~data.cold_items)[:5])
+    vectors = torch.cat([again, 1.5 * rec.items[warm]])  # (8, D): 3 resubmitted, 5 content-placed
+    both = rec.with_new_items(vectors)
+    scores = both.score_all(users)
+    assert scores.shape == (12, n + 8) and both.n_items == n + 8
+    np.testing.assert_allclose(scores[:, :n], rec.score_all(users), rtol=0, atol=1e-5)  # catalogue unmoved
+    np.testing.assert_allclose(scores[:, n:n + 3], scores[:, cold.numpy()], rtol=0, atol=1e-5)
+
+    with torch.no_grad():  # brute force: the catalogue from the definition, new items as cold ones
+        brute = _brute_force(model, feats, data, users)
+        h = torch.stack([_state(model, rec.items, data, u)[0] for u in users])
+        new = (h @ vectors.T * model.config.dim ** -0.5 + model.freshness.bias[0]).numpy()
+    spread = brute.std(axis=1, ddof=1, keepdims=True)  # the catalogue's, as torch.std
+    brute = np.concatenate([brute + 0.75 * spread * data.cold_items, new + 0.75 * spread], axis=1)
+    seen = sp.hstack([data.seen_matrix, sp.csr_matrix((data.n_users, 8))], format="csr")
+    top = top_k_unseen(both, users, 10, seen, batch_users=5)
+    masked = np.where(seen[users].toarray() > 0, -np.inf, brute)
+    best = -np.sort(-masked, axis=1)[:, :10]
+    np.testing.assert_allclose(np.take_along_axis(masked, top.items, axis=1), best, rtol=0, atol=5e-5)
+    assert (top.items >= n).any()  # new items do enter lists
+

@@ -27,6 +27,7 @@ Nothing here reads lifetime counts unless ``tokens`` asks for ``counts`` (a labe
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ META = "meta.json"
 ITEM_TOKENS = ("item", "tag", "counts", "text", "image")
 ITEM, TAG, COUNTS, TEXT, IMAGE = range(len(ITEM_TOKENS))
 FUSIONS = ("attention", "mean")
+NEVER = np.iinfo(np.int64).max  # first-seen time of an item with no training interaction
 
 
 @section
@@ -154,17 +156,24 @@ class Freshness(nn.Module):
 
     def bucket(self, when: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Broadcastable query times and item indices -> bucket indices (long)."""
-        first = self.first_seen[items]
+        return self._bucket(when, self.first_seen[items])
+
+    def _bucket(self, when: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
         age = when - first
         return torch.where(age < 0, 0, 1 + torch.bucketize(age, self.edges))
 
     def forward(self, when: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return _BucketBias.apply(self.bias, self.bucket(when, items))
 
+    def at(self, when: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        """The bias at broadcastable query times and first-seen times, for scoring items that need not
+        be the training catalogue's (one never seen in training has first-seen ``NEVER``: bucket 0)."""
+        return self.bias[self._bucket(when, first)]
+
 
 def first_seen(train_items: np.ndarray, train_times: np.ndarray, n_items: int) -> torch.Tensor:
     """(N,) int64: each item's first training timestamp; int64 max for an item with none."""
-    out = np.full(n_items, np.iinfo(np.int64).max, dtype=np.int64)
+    out = np.full(n_items, NEVER, dtype=np.int64)
     np.minimum.at(out, train_items.astype(np.int64), train_times.astype(np.int64))
     return torch.from_numpy(out)
 
@@ -202,12 +211,14 @@ class TwoTower(nn.Module):
     # --- item tower -----------------------------------------------------------------------------
     def item_vectors(self, feats: ItemFeatures, items: torch.Tensor, show_id: torch.Tensor) -> torch.Tensor:
         """items (N,), show_id (N,) bool -> (N, D). The ID token is used only where ``show_id`` and
-        the item has a training interaction; every missing input is its token's absent vector."""
-        tag = feats.tag[items]
-        values = (self.item_emb(items), self.tag_emb(tag), self.counts_proj(feats.counts[items]),
-                  self.text_proj(feats.text[items]), self.image_proj(feats.image[items]))
-        present = (show_id & feats.known[items], tag > 0, feats.counts_mask[items],
-                   feats.text_mask[items], feats.image_mask[items])
+        the item has a training interaction; every missing input is its token's absent vector. Rows
+        of ``feats`` need not be training items where the ID is hidden (new items: no ID row)."""
+        tag, with_id = feats.tag[items], show_id & feats.known[items]
+        values = (self.item_emb(torch.where(with_id, items, 0)), self.tag_emb(tag),
+                  self.counts_proj(feats.counts[items]), self.text_proj(feats.text[items]),
+                  self.image_proj(feats.image[items]))
+        present = (with_id, tag > 0, feats.counts_mask[items], feats.text_mask[items],
+                   feats.image_mask[items])
         x = torch.stack([torch.where((p & self.active[k])[:, None], v, self.absent[k])
                          for k, (v, p) in enumerate(zip(values, present, strict=True))], dim=1)
         x = x + self.kind  # (N, T, D)
@@ -285,21 +296,52 @@ class TwoTowerRecommender:
     The item table is computed once: warm items with their ID token, cold items (no training
     interaction) from content alone. A user's vector is the user tower's state after the last
     training item. ``score_all`` is then one (B, D) x (D, N) product plus the freshness bias, plus
-    ``cold_offset`` times the user's score standard deviation for cold items (chosen on validation:
-    :func:`choose_cold_offset`).
+    ``cold_offset`` times the user's score standard deviation over the catalogue for cold items
+    (chosen on validation: :func:`choose_cold_offset`).
+
+    It also places items by content (``pixrec.serve.placing.ContentPlacer``): :meth:`new_item_vectors`
+    and :meth:`with_new_items`, a recommender over the catalogue and items that arrived after training.
     """
 
     def __init__(self, model: TwoTower, feats: ItemFeatures, histories: Histories, cold_offset: float,
-                 name: str = "two_tower") -> None:
+                 name: str = "two_tower", count_stats: CountStats | None = None) -> None:
         self.model = model.eval()
         self.histories = histories
         self.name = name
-        self.n_items = feats.n_items
+        self.n_items = self.n_catalogue = feats.n_items
         self.cold_offset = cold_offset
+        if count_stats is None:  # neutral: the counts token's inputs are built but never read
+            if "counts" in model.config.tokens:
+                raise ValueError("a two-tower model reading counts needs its training count statistics")
+            n = feats.counts.shape[1] // 2  # standardised values + missing flags
+            count_stats = CountStats([0.0] * n, [1.0] * n)
+        self.count_stats = count_stats  # the training items': new items' counts are standardised by them
         self.cold = (~feats.known).float()  # (N,)
+        fresh = model.freshness
+        self.first_seen = None if fresh is None else fresh.first_seen  # (N,) int64, NEVER = cold
         with torch.inference_mode():
             every = torch.arange(self.n_items)
             self.items = model.item_vectors(feats, every, torch.ones(self.n_items, dtype=torch.bool))
+
+    @torch.inference_mode()
+    def new_item_vectors(self, feats: ItemFeatures) -> torch.Tensor:
+        """(M, D): items that are not the catalogue's (``feats`` holds M rows) through the item tower
+        with the ID token absent — the path of a catalogue item with no training interaction."""
+        m = feats.n_items
+        return self.model.item_vectors(feats, torch.arange(m), torch.zeros(m, dtype=torch.bool))
+
+    def with_new_items(self, vectors: torch.Tensor) -> TwoTowerRecommender:
+        """This recommender over N + M items, ``vectors`` (M, D) appended as items N..N+M-1, each
+        scored as a catalogue item never seen in training is: freshness bucket 0 and the cold offset
+        (the offset's score spread stays the catalogue's, so catalogue scores do not move)."""
+        m = len(vectors)
+        out = copy.copy(self)
+        out.items = torch.cat([self.items, vectors.to(self.items.dtype)])
+        out.cold = torch.cat([self.cold, torch.ones(m)])
+        if self.first_seen is not None:
+            out.first_seen = torch.cat([self.first_seen, torch.full((m,), NEVER, dtype=torch.int64)])
+        out.n_items = self.n_items + m
+        return out
 
     @torch.inference_mode()
     def user_vectors(self, users: np.ndarray) -> torch.Tensor:
@@ -311,14 +353,15 @@ class TwoTowerRecommender:
 
     @torch.inference_mode()
     def score_all(self, users: np.ndarray) -> np.ndarray:
-        """users (B,) -> float32 (B, N)."""
+        """users (B,) -> float32 (B, N) (N + M after :meth:`with_new_items`)."""
         users_t = torch.as_tensor(users, dtype=torch.long)
         scores = self.user_vectors(users) @ self.items.T * self.model.logit_scale  # (B, N)
         if self.model.freshness is not None:
             when = self.histories.last_time(users_t)[:, None]
-            scores = scores + self.model.freshness(when, torch.arange(self.n_items)[None, :])
+            scores = scores + self.model.freshness.at(when, self.first_seen[None, :])
         if self.cold_offset:  # never-seen items lifted by a share of each user's score spread
-            scores = scores + self.cold_offset * scores.std(dim=1, keepdim=True) * self.cold[None, :]
+            spread = scores[:, : self.n_catalogue].std(dim=1, keepdim=True)
+            scores = scores + self.cold_offset * spread * self.cold[None, :]
         return scores.numpy()
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -374,7 +417,7 @@ class TwoTowerTask:
 
     def recommender(self, module: nn.Module, cold_offset: float) -> TwoTowerRecommender:
         return TwoTowerRecommender(module, self.feats, self.histories.trimmed(self.config.max_history),
-                                   cold_offset)
+                                   cold_offset, count_stats=self.stats)
 
     def save(self, module: nn.Module, out_dir: Path, meta: dict) -> None:
         """The best epoch's weights, with the cold offset chosen for them on validation."""
@@ -396,10 +439,10 @@ def load_recommender(model_dir: Path, data: SplitData, embeddings_dir: Path,
     config = from_mapping(TwoTowerConfig, ckpt["config"], "two_tower.model")
     model = TwoTower(config, **ckpt["dims"])
     model.load_state_dict(ckpt["state_dict"])
-    feats = build_item_features(data, load_embeddings(embeddings_dir, data.n_items),
-                                CountStats(**ckpt["count_stats"]))
+    stats = CountStats(**ckpt["count_stats"])
+    feats = build_item_features(data, load_embeddings(embeddings_dir, data.n_items), stats)
     return TwoTowerRecommender(model, feats, Histories.build(data.train, data.n_users, config.max_history),
-                               ckpt["cold_offset"], name=name)
+                               ckpt["cold_offset"], name=name, count_stats=stats)
 
 
 def choose_cold_offset(rec: TwoTowerRecommender, data: SplitData, select: SelectConfig

@@ -51,20 +51,14 @@ def item_table(rec: ContentPlacer) -> np.ndarray:
 def new_item_vectors(rec: ContentPlacer, new: NewItems, data: SplitData) -> np.ndarray:
     """float32 (M, D): each new item through the item tower from its tag, text and cover (and counts if
     the model reads them, standardised with the training items' statistics), ID token absent."""
-    import torch
-
     from pixrec.features import Embeddings, build_item_features
 
     items = new.items.with_columns(pl.lit(0, dtype=pl.Int32).alias(S.N_TRAIN))  # never trained
     none = Interactions(*(np.zeros(0, dtype=t) for t in (np.int32, np.int32, np.int64)))
-    out = []
-    for s in range(0, items.height, rec.n_items):  # the tower indexes its ID table by row: <= N rows a call
-        rows = slice(s, s + rec.n_items)
-        alone = SplitData(none, none, none, data.users, items[rows], {})
-        sides = {side: Embeddings(v[rows], m[rows], {}) for side, (v, m) in
-                 (("text", new.text), ("image", new.image))}
-        out.append(rec.new_item_vectors(build_item_features(alone, sides, rec.count_stats)))
-    return torch.cat(out).numpy().astype(np.float32, copy=False)
+    alone = SplitData(none, none, none, data.users, items, {})
+    sides = {"text": Embeddings(*new.text, {}), "image": Embeddings(*new.image, {})}
+    vectors = rec.new_item_vectors(build_item_features(alone, sides, rec.count_stats))
+    return vectors.numpy().astype(np.float32, copy=False)
 
 
 @dataclass
