@@ -4,6 +4,7 @@ top-10 lists for the same model and users, the Python API over them, one-line er
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -154,7 +155,8 @@ def test_command_and_api_show_history_and_the_stored_list(repo):
     ws = pixrec.load(repo)
     assert ws.headline == "two_tower"
     head = ws.recommend([user], k=10)
-    stored = pl.read_parquet(repo / "data/recommendations/two_tower.parquet").filter(pl.col(S.USER_ID) == user)
+    stored = pl.read_parquet(repo / "data/recommendations/two_tower.parquet")
+    stored = stored.filter(pl.col(S.USER_ID) == user)
     assert head[S.ITEM_ID].to_list() == stored[S.ITEM_ID].to_list()
     assert {"title", "tag"} <= set(head.columns)
     text = pixrec_cli(repo, "recommend", "--user", user)
@@ -207,6 +209,113 @@ def test_headline_table_leads_dvc_exp_show(repo):
                                               "Executor")]
     assert metrics[:9] == [f"ndcg@10.two_tower.{p}{e}" for p in ("full", "cold", "sampled")
                            for e in ("", "_lo", "_hi")]
+
+
+def topic_of(repo: Path) -> dict[str, int]:
+    """Each catalogue item's latent topic (the synthetic source's diagnostics; no stage reads them)."""
+    truth = pl.read_parquet(repo / "data/raw" / S.RAW_TRUTH / "items.parquet")
+    return dict(zip(truth[S.ITEM_ID], truth["topic"], strict=True))
+
+
+def topic_precision(nearest: pl.DataFrame, topic: dict[str, int], of: dict[str, int]) -> float:
+    """Mean share of each item's listed neighbours that share its topic (``of``: the item's topic)."""
+    same = [topic[n] == of[i] for i, n in zip(nearest[S.ITEM_ID], nearest["neighbour_id"], strict=True)]
+    return float(np.mean(same))
+
+
+def write_new_items(repo: Path, out: Path, topics: list[int], per_topic: int) -> dict[str, int]:
+    """Items made after training, none in item_info.csv: for each topic, fresh titles and descriptions
+    drawn from its vocabulary, its tag, and a cover of its visual style (another item's of the topic)
+    -> ``out/new.csv`` and ``out/covers``; {new item_id: topic}."""
+    truth = repo / "data/raw" / S.RAW_TRUTH
+    vocab = pl.read_parquet(truth / "topics.parquet")
+    items = pl.read_parquet(repo / "data/split/items.parquet").filter(pl.col(S.COVER_PATH).is_not_null())
+    topic = topic_of(repo)
+    rng = np.random.default_rng(5)
+    rows, made = [], {}
+    (out / "covers").mkdir(parents=True)
+    for t in topics:
+        words, tag = vocab["vocabulary"][t].to_list(), vocab["tag_name"][t]
+        donors = [c for i, c in zip(items[S.ITEM_ID], items[S.COVER_PATH], strict=True) if topic[i] == t]
+        for j in range(per_topic):
+            item_id = f"new_{t}_{j}"
+            title, description = (" ".join(rng.choice(words, n)).capitalize() for n in (5, 15))
+            rows.append({S.ITEM_ID: item_id, **dict.fromkeys(S.COUNT_COLUMNS, ""), S.TITLE: title,
+                         S.TAG: tag, S.DESCRIPTION: description + "."})
+            shutil.copy(repo / "data/raw" / donors[j % len(donors)], out / "covers" / f"{item_id}.jpg")
+            made[item_id] = t
+    pl.DataFrame(rows).select(S.ITEM_COLUMNS).write_csv(out / "new.csv")
+    return made
+
+
+@pytest.mark.slow
+def test_new_items_land_near_their_topic_and_in_users_lists(repo, tmp_path):
+    """Items created after training, content from one topic each, placed by the headline model's item
+    tower: their nearest catalogue items are mostly of their topic (far above the topic's share); a
+    user they are listed for would rank them inside the stored top-k; the command says the same."""
+    made = write_new_items(repo, tmp_path, topics=[0, 3, 7, 10], per_topic=3)
+    topic = topic_of(repo)
+    ws = pixrec.load(repo)
+    placed = ws.score_new_items(tmp_path / "new.csv", tmp_path / "covers", k=10, users=1000)
+    assert placed.items[S.ITEM_ID].to_list() == list(made)
+    base = max(np.mean([topic[i] == t for i in topic]) for t in set(made.values()))
+    assert topic_precision(placed.nearest, topic, made) > max(3 * base, 0.4)
+    stored = pl.read_parquet(repo / "data/recommendations/two_tower.parquet")
+    tenth = stored.filter(pl.col(S.REC_RANK) == 10).select(S.USER_ID, pl.col(S.REC_SCORE).alias("tenth"))
+    hits = placed.users.join(tenth, on=S.USER_ID)
+    assert hits.height == placed.users.height == placed.items["n_users"].sum()
+    assert (hits[S.REC_SCORE] >= hits["tenth"]).all()  # catalogue scores unmoved: it beat the 10th
+    proc = pixrec_cli(repo, "score-new", "--items", str(tmp_path / "new.csv"), "--covers",
+                      str(tmp_path / "covers"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    assert shown["model"] == "two_tower" and [i["item_id"] for i in shown["items"]] == list(made)
+    first = shown["items"][0]
+    assert [n["neighbour_id"] for n in first["nearest"]] == placed.nearest.filter(
+        pl.col(S.ITEM_ID) == first["item_id"])["neighbour_id"].to_list()
+
+
+@pytest.mark.slow
+def test_similar_works_for_cold_items(repo):
+    """Cold items (no training interaction) have vectors from content: neighbours, best first, never
+    the item itself, mostly of the item's own topic."""
+    items = pl.read_parquet(repo / "data/split/items.parquet")
+    cold = items.filter(pl.col(S.IS_COLD))[S.ITEM_ID].to_list()
+    assert len(cold) >= 5
+    topic = topic_of(repo)
+    found = pixrec.load(repo).similar(cold, k=5)
+    assert found.height == 5 * len(cold) and not (found[S.ITEM_ID] == found["neighbour_id"]).any()
+    base = max(np.mean([topic[i] == t for i in topic]) for t in set(topic.values()))
+    assert topic_precision(found, topic, topic) > 2 * base
+    proc = pixrec_cli(repo, "similar", "--item", cold[0], "--k", "5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)["items"][0]["similar"]
+    cosines = [n["cosine"] for n in shown]
+    assert [n["neighbour_id"] for n in shown] == found["neighbour_id"].to_list()[:5]
+    assert cosines == sorted(cosines, reverse=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("args", "says"), [
+    (("similar", "--item", "i_nobody"), "unknown item id 'i_nobody'"),
+    (("similar", "--item", "{item}", "--model", "fusion"), "model 'fusion' has no item vectors"),
+    (("similar", "--item", "{item}", "--model", "nope"), "unknown model 'nope'"),
+    (("score-new", "--items", "{bad_csv}"), "lacks column(s) ['title']"),
+    (("score-new", "--items", "{new_csv}", "--workspace", "{empty}"), "no split; run dvc repro"),
+    (("similar", "--item", "{item}", "--workspace", "{untrained}"),
+     "model 'two_tower' is not trained; run dvc repro train-two-tower"),
+])
+def test_bad_similar_and_score_new_input_is_one_line(repo, tmp_path, args, says):
+    item = pl.read_parquet(repo / "data/split/items.parquet")[S.ITEM_ID][0]
+    write_new_items(repo, tmp_path, topics=[1], per_topic=1)
+    pl.read_csv(tmp_path / "new.csv", infer_schema=False).drop(S.TITLE).write_csv(tmp_path / "bad.csv")
+    untrained = tmp_path / "untrained"  # split and lists there, no models/
+    for part in ("data/split", "data/recommendations"):
+        shutil.copytree(repo / part, untrained / part)
+    (tmp_path / "empty").mkdir()
+    values = {"item": item, "bad_csv": tmp_path / "bad.csv", "new_csv": tmp_path / "new.csv",
+              "empty": tmp_path / "empty", "untrained": untrained}
+    assert says in one_line_error(pixrec_cli(repo, *(a.format(**values) for a in args)))
 
 
 def test_workspace_without_a_run_says_what_to_run(tmp_path):

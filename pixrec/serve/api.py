@@ -52,14 +52,19 @@ class Pixrec:
         self.paths = paths
         self._models: dict = {}
 
-    @cached_property
-    def data(self) -> SplitData:
+    def _require_split(self) -> None:
+        """A workspace where nothing ran is told so first, not which later output is missing."""
         if not (self.paths.split / S.USERS_FILE).is_file():
             raise InputError(f"{self.paths.split}: no split; run dvc repro (the split stage writes it)")
+
+    @cached_property
+    def data(self) -> SplitData:
+        self._require_split()
         return SplitData.load(self.paths.split)
 
     @cached_property
     def lists(self) -> Recommendations:
+        self._require_split()
         return Recommendations(self.paths.recommendations)
 
     @property
