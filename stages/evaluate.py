@@ -43,14 +43,15 @@ def trained_models(models: tuple, models_dir: Path, data, embeddings_dir: Path) 
     skipped with the reason: a workspace where only the baselines ran still evaluates), and the
     headline re-ranked by the pair model (``eval.rerank``) when both are there."""
     from pixrec.evaluation import TrainedModel
-    from pixrec.models import family, reranked
+    from pixrec.models import family, reranked, train_stage
 
     names, headline, rerank = models
     out, loaders = [], {}
     for name in names:
         fam, where = family(name), models_dir / name
         if not where.is_dir():
-            print(f"{name}: skipped, {where} does not exist (run train@{name})", file=sys.stderr)
+            print(f"{name}: skipped, {where} does not exist (run dvc repro {train_stage(name)})",
+                  file=sys.stderr)
             continue
         loaders[name] = lambda f=fam, w=where, n=name: f.load(w, data, embeddings_dir, name=n)
         out.append(TrainedModel(name, loaders[name], fam.pairwise))

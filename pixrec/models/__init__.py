@@ -61,6 +61,11 @@ def family(name: str) -> ModelFamily:
     return MODELS.get(name)()
 
 
+def train_stage(name: str) -> str:
+    """The dvc.yaml stage that trains model ``name``: ``two_tower`` -> ``train-two-tower``."""
+    return "train-" + name.replace("_", "-")
+
+
 @section
 class RerankConfig:
     """``eval.rerank``: a row where the six-token pair model re-scores the headline model's top

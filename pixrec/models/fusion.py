@@ -245,7 +245,7 @@ def save_model(
 def load_model(model_dir: Path) -> tuple[FusionModel, CountStats]:
     path = Path(model_dir) / CHECKPOINT
     if not path.is_file():
-        raise InputError(f"{path}: no checkpoint; run the train@fusion stage first")
+        raise InputError(f"{path}: no checkpoint; run dvc repro train-fusion")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     model = FusionModel(FusionConfig(**ckpt["config"]), **ckpt["dims"])
     model.load_state_dict(ckpt["state_dict"])

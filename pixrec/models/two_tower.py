@@ -434,7 +434,7 @@ def load_recommender(model_dir: Path, data: SplitData, embeddings_dir: Path,
     """A trained two-tower model behind the scoring interface, ready for the evaluator."""
     path = Path(model_dir) / CHECKPOINT
     if not path.is_file():
-        raise InputError(f"{path}: no checkpoint; run the train@two_tower stage first")
+        raise InputError(f"{path}: no checkpoint; run dvc repro train-two-tower")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     config = from_mapping(TwoTowerConfig, ckpt["config"], "two_tower.model")
     model = TwoTower(config, **ckpt["dims"])

@@ -13,12 +13,9 @@ from pixrec.errors import InputError
 from pixrec.scoring import Recommender
 
 
-def train_stage(name: str) -> str:
-    """The dvc.yaml stage that trains model ``name``: ``two_tower`` -> ``train-two-tower``."""
-    return "train-" + name.replace("_", "-")
-
-
 def not_trained(name: str, models_dir: Path) -> InputError:
+    from pixrec.models import train_stage
+
     return InputError(f"{Path(models_dir) / name}: model {name!r} is not trained; "
                       f"run dvc repro {train_stage(name)}")
 
