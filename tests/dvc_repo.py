@@ -21,6 +21,18 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's bin: `python` and `dvc` in stage commands
 
 
+# the tiny dataset and small, fast models: the overrides end-to-end tests share (each adds its own)
+TINY_REPRO = {
+    "data.preset": "tiny",
+    "fusion": {"model": {"dim": 16, "heads": 2, "layers": 1, "mlp_hidden": 16},
+               "train": {"epochs": 2, "patience": 2, "val_users": 50, "batch_size": 1024}},
+    "two_tower": {"model": {"dim": 16, "negatives": 64},
+                  "train": {"epochs": 4, "patience": 4, "val_users": 100}},
+    "negatives": {"epochs": 2, "per_positive": 2},
+    "baselines.names": ["random", "most_popular", "item_knn", "ease", "content_knn"],
+}
+
+
 def dvc_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
-from dvc_repo import make_dvc_repo, run_dvc, set_params
+from dvc_repo import TINY_REPRO, make_dvc_repo, run_dvc, set_params
 
 from pixrec.evaluation.intervals import point_estimates
 
@@ -17,14 +17,8 @@ STAGES = ["headline", "download", "split", "embed-images", "embed-text", "negati
           "train-two-tower", "tune", "evaluate", "recommend", "two-stage", "ablate", "ablate-encoders",
           "ablate-summary", "report"]
 TINY = {
-    "data.preset": "tiny",
-    "fusion": {"model": {"dim": 16, "heads": 2, "layers": 1, "mlp_hidden": 16},
-               "train": {"epochs": 2, "patience": 2, "val_users": 50, "batch_size": 1024}},
-    "two_tower": {"model": {"dim": 16, "negatives": 64},
-                  "train": {"epochs": 4, "patience": 4, "val_users": 100}},
-    "negatives": {"epochs": 2, "per_positive": 2},
+    **TINY_REPRO,
     "ablate.variants": ["full", "no_image"],
-    "baselines.names": ["random", "most_popular", "item_knn", "ease", "content_knn"],
     "eval.two_stage_sweep": [5, 40],
     "report": {"n_example_users": 2},
 }

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 import yaml
-from dvc_repo import dvc_env, make_dvc_repo, run_dvc
+from dvc_repo import TINY_REPRO, dvc_env, make_dvc_repo, run_dvc
 from test_evaluator import Table
 
 import pixrec
@@ -70,13 +70,7 @@ def test_blocks_of_any_size_give_the_lists_of_a_full_sort():
 STAGES = ["headline", "download", "split", "embed-images", "embed-text", "negative-sample", "train-fusion",
           "train-two-tower", "tune", "evaluate", "recommend"]
 TINY = {
-    "data.preset": "tiny",
-    "fusion": {"model": {"dim": 16, "heads": 2, "layers": 1, "mlp_hidden": 16},
-               "train": {"epochs": 2, "patience": 2, "val_users": 50, "batch_size": 1024}},
-    "two_tower": {"model": {"dim": 16, "negatives": 64},
-                  "train": {"epochs": 4, "patience": 4, "val_users": 100}},
-    "negatives": {"epochs": 2, "per_positive": 2},
-    "baselines.names": ["random", "most_popular", "item_knn", "ease", "content_knn"],
+    **TINY_REPRO,
     "eval.rerank.top_n": 0,
     "recommend": {"models": ["fusion", "item_knn", "most_popular", "content_knn"], "batch_users": 64},
 }
