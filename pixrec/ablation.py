@@ -83,12 +83,13 @@ def grid_encoder(base: dict, name: str, overrides: dict | None) -> dict:
 
 
 def copy_dir(src: Path, dst: Path, meta_name: str = "meta.json") -> dict:
-    """Copy the files of ``src`` into ``dst`` atomically; returns ``dst/meta_name`` parsed."""
+    """Copy ``src`` (its files and folders, e.g. embed-images' ``fitted/``) into ``dst`` atomically;
+    returns ``dst/meta_name`` parsed."""
     from pixrec.io import atomic_dir
 
     with atomic_dir(Path(dst)) as tmp:
         for f in sorted(Path(src).iterdir()):
-            shutil.copy2(f, tmp / f.name)
+            (shutil.copytree if f.is_dir() else shutil.copy2)(f, tmp / f.name)
     return json.loads((Path(dst) / meta_name).read_text())
 
 
