@@ -85,7 +85,7 @@ def grid_encoder(base: dict, name: str, overrides: dict | None) -> dict:
 def copy_dir(src: Path, dst: Path, meta_name: str = "meta.json") -> dict:
     """Copy ``src`` (its files and folders, e.g. embed-images' ``fitted/``) into ``dst`` atomically;
     returns ``dst/meta_name`` parsed."""
-    from pixrec.io import atomic_dir
+    from pixrec.atomic import atomic_dir
 
     with atomic_dir(Path(dst)) as tmp:
         for f in sorted(Path(src).iterdir()):
@@ -114,7 +114,7 @@ def train_or_reuse(model: str, changed: Any, base: Any, data, embeddings, negati
     own section; the train metrics either way."""
     import torch
 
-    from pixrec.io import atomic_dir
+    from pixrec.atomic import atomic_dir
     from pixrec.models import family
     from pixrec.negatives import load_training_negatives
     from pixrec.training import train

@@ -160,7 +160,7 @@ def write_negatives(data: SplitData, config: NegativesConfig, negatives_dir, can
     from pathlib import Path
 
     from pixrec import schema as S
-    from pixrec.io import atomic_dir, write_json
+    from pixrec.atomic import atomic_dir, write_json
     from pixrec.numerics import environment
 
     train_negs = training_negatives(data, config)

@@ -63,7 +63,7 @@ def main(
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
     from pixrec.ablation import run_variant
-    from pixrec.io import write_json
+    from pixrec.atomic import write_json
 
     base, spec, changed, config = load_params(params, model, variant)
     paths = {"split": split, "embeddings": embeddings, "negatives": negatives, "candidates": candidates,

@@ -52,7 +52,7 @@ def main(
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
     from pixrec.ablation import run_encoder_pair
-    from pixrec.io import write_json
+    from pixrec.atomic import write_json
 
     image_config, text_config, own, base, config = load_params(params, model, image, text)
     paths = {"raw": raw, "split": split, "embeddings": embeddings, "negatives": negatives,

@@ -36,8 +36,8 @@ def main(
     plot: Path = typer.Option(Path("metrics/ablation_plot.csv")),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
+    from pixrec.atomic import atomic_file, write_json
     from pixrec.errors import InputError
-    from pixrec.io import atomic_file, write_json
 
     variants, grid, headline = load_params(params)
     missing = [v for v in variants if not (cells / f"{v}.json").is_file()]

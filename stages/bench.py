@@ -49,8 +49,8 @@ def main(
     ranking_users: int = typer.Option(0, help="0 = every user of the split"),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
+    from pixrec.atomic import write_json
     from pixrec.bench.suite import BenchOptions, run_benchmark
-    from pixrec.io import write_json
 
     params = params if params.is_absolute() or params.exists() else workspace / params
     options = BenchOptions(tuple(parts), n_images, n_texts, train_steps=train_steps,

@@ -65,9 +65,9 @@ def _train(fam, section, split: Path, embeddings: Path, negatives: Path, out: Pa
     from dvclive import Live
 
     from pixrec import distributed as D
+    from pixrec.atomic import atomic_dir, write_json
     from pixrec.data.dataset import SplitData
     from pixrec.features import load_embeddings
-    from pixrec.io import atomic_dir, write_json
     from pixrec.negatives import load_training_negatives
     from pixrec.training import train
 

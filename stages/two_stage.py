@@ -34,9 +34,9 @@ def main(
     metrics: Path = typer.Option(Path("metrics/two_stage.json")),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
+    from pixrec.atomic import write_json
     from pixrec.data.dataset import SplitData
     from pixrec.evaluation.two_stage import two_stage_sweep
-    from pixrec.io import write_json
     from pixrec.models import family
     from stages.tune import load_vectors
 

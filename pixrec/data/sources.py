@@ -1,7 +1,7 @@
 """Where the raw PixelRec layout comes from: ``data.source`` = ``synthetic`` | ``local`` | ``url``.
 
 Every source writes the same layout (``interactions.csv``, ``item_info.csv``, ``covers/``) into a temp
-dir that replaces ``data/raw`` in one rename (:func:`pixrec.io.atomic_dir`), so an interrupted run
+dir that replaces ``data/raw`` in one rename (:func:`pixrec.atomic.atomic_dir`), so an interrupted run
 leaves nothing a later stage mistakes for data. ``local`` and ``url`` validate what they bring in with
 the split stage's own reader (:mod:`pixrec.data.raw`: header, field count of every row, encoding,
 timestamps), so a bad file is refused here naming the user's file and row. A file in another
@@ -30,7 +30,7 @@ from pixrec.data.layout import find_layout
 from pixrec.data.raw import RawReport, is_cover_name, parse_interactions, parse_items, read_csv_text
 from pixrec.data.synthetic import SyntheticConfig, write_dataset
 from pixrec.errors import InputError
-from pixrec.io import atomic_dir, write_json
+from pixrec.atomic import atomic_dir, write_json
 from pixrec.registry import Registry
 
 log = logging.getLogger(__name__)

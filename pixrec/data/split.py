@@ -19,7 +19,7 @@ import polars as pl
 from pixrec import schema as S
 from pixrec.config import ConfigError, section
 from pixrec.data.raw import RawDataError, RawReport, list_covers, read_interactions, read_items
-from pixrec.io import atomic_dir
+from pixrec.atomic import atomic_dir
 
 ROLES = ("train", "valid", "test")
 

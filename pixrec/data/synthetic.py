@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 
 from pixrec import schema as S
 from pixrec.config import ConfigError, from_mapping, section
-from pixrec.io import atomic_dir
+from pixrec.atomic import atomic_dir
 from pixrec.registry import Registry
 
 DAY = 86_400

@@ -21,9 +21,9 @@ import numpy as np
 import polars as pl
 
 from pixrec import schema as S
+from pixrec.atomic import atomic_dir
 from pixrec.config import ConfigError, section, to_mapping
 from pixrec.errors import InputError
-from pixrec.io import atomic_dir
 from pixrec.registry import Registry
 
 log = logging.getLogger("pixrec.encoders")

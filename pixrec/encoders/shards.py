@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pixrec.atomic import atomic_dir
 from pixrec.errors import InputError
-from pixrec.io import atomic_dir
 
 SHARD_META, ROWS_FILE, RAW_FILE, STATUS_FILE = "shard.json", "rows.npy", "raw.npy", "status.npy"
 BARRIER_TIMEOUT = timedelta(hours=12)  # a slow shard must not time the others out

@@ -19,9 +19,9 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pixrec.atomic import atomic_dir
 from pixrec.data.fetch import DownloadError, download, extract, sha256_file
 from pixrec.errors import InputError
-from pixrec.io import atomic_dir
 
 log = logging.getLogger("pixrec.encoders")
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pixrec.atomic import atomic_file
 from pixrec.errors import InputError
 from pixrec.evaluation.output import INTERVALS_KEY
-from pixrec.io import atomic_file
 
 METRIC = "ndcg@10"
 PROTOCOLS = ("full", "cold", "sampled")  # the honest protocol first; sampled is the poster's

@@ -8,9 +8,9 @@ import numpy as np
 import polars as pl
 
 from pixrec import schema
+from pixrec.atomic import atomic_dir, atomic_file, write_json
 from pixrec.evaluation.evaluator import LIST_K, ModelResult
 from pixrec.evaluation.intervals import PAIRED_METRIC, IntervalConfig
-from pixrec.io import atomic_dir, atomic_file, write_json
 
 INTERVALS_KEY = "intervals"  # top-level entry of metrics/evaluate.json that is not a model
 

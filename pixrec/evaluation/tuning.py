@@ -185,7 +185,7 @@ def write_tuning(tuned: Tuned, out_dir: Path, metrics_path: Path, meta: dict) ->
     """``out_dir/chosen.json`` ({seed, chosen}: what the evaluate stage refits), ``out_dir/meta.json``
     (``meta``: config, versions and CPU kernels) and the metrics file ``{name: {chosen, valid_ndcg@10,
     curve}}``; no timings, so a rerun writes the same bytes."""
-    from pixrec.io import atomic_dir, write_json
+    from pixrec.atomic import atomic_dir, write_json
 
     with atomic_dir(Path(out_dir)) as tmp:
         write_json(tmp / CHOSEN_FILE,

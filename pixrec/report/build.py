@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pixrec.atomic import atomic_dir
 from pixrec.config import ConfigError, section
 from pixrec.data.dataset import SplitData
 from pixrec.data.modalities import empty_modalities
 from pixrec.errors import InputError
-from pixrec.io import atomic_dir
 from pixrec.report import inputs
 from pixrec.report.ablation import ablation_table
 from pixrec.report.content import ReportContent, Trained, dataset_sentence, headline_sentence, key_values

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pixrec.atomic import atomic_file
 from pixrec.errors import InputError
-from pixrec.io import atomic_file
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"

@@ -16,8 +16,8 @@ import numpy as np
 import polars as pl
 
 from pixrec import schema as S
+from pixrec.atomic import atomic_dir, write_json
 from pixrec.errors import InputError
-from pixrec.io import atomic_dir, write_json
 from pixrec.serve.topk import TopK
 
 COLUMNS = (S.USER_ID, S.REC_RANK, S.ITEM_ID, S.REC_SCORE)
