@@ -64,7 +64,7 @@ def run_benchmark(root: Path, image_config, text_config, sections: dict, recomme
     """Every part of ``options.parts`` on the workspace at ``root``; a JSON-ready dict of figures.
     ``sections``: each trained model's params section by name (``fusion``, ``two_tower``);
     ``recommend_config``: the recommend stage's (k, batch_users)."""
-    from pixrec.bench import compute, machine, stages
+    from pixrec.bench import compute, machine, pipeline
     from pixrec.data.dataset import SplitData
 
     ws = Workspace(root)
@@ -77,13 +77,13 @@ def run_benchmark(root: Path, image_config, text_config, sections: dict, recomme
 
     if "stages" in options.parts:
         if options.repro:
-            rows = stages.run_repro(ws.root, ws.root / ".pixrec_stage_log.jsonl")
+            rows = pipeline.run_repro(ws.root, ws.root / ".pixrec_stage_log.jsonl")
         elif options.stage_log is not None:
-            rows = stages.read_stage_log(options.stage_log)
+            rows = pipeline.read_stage_log(options.stage_log)
         else:
             rows = None
         if rows is not None:
-            out["stages"] = {"rows": rows, **stages.summarise(rows)}
+            out["stages"] = {"rows": rows, **pipeline.summarise(rows)}
             for r in rows:
                 log(f"stage {r['stage']:<28} {r['wall_s']:>9.1f} s  {r['peak_rss_mib']:>9.0f} MiB")
         for train_json in sorted((ws.root / "metrics/train").glob("*.json")):  # the pipeline's own
