@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.data.dataset import SplitData
 from pixrec.errors import InputError
 
@@ -32,11 +32,11 @@ class Embeddings:
     @classmethod
     def load(cls, directory: Path, n_items: int) -> Embeddings:
         d = Path(directory)
-        for name in (S.EMB_FILE, S.EMB_MASK_FILE):
+        for name in (schema.EMB_FILE, schema.EMB_MASK_FILE):
             if not (d / name).is_file():
                 raise InputError(f"{d / name}: missing; run the embed stage first")
-        vectors = np.load(d / S.EMB_FILE).astype(np.float32, copy=False)
-        mask = np.load(d / S.EMB_MASK_FILE).astype(bool, copy=False)
+        vectors = np.load(d / schema.EMB_FILE).astype(np.float32, copy=False)
+        mask = np.load(d / schema.EMB_MASK_FILE).astype(bool, copy=False)
         if vectors.shape[0] != n_items or mask.shape != (n_items,):
             raise InputError(
                 f"{d}: embeddings have {vectors.shape[0]} rows and mask {mask.shape}, but the item "
@@ -45,7 +45,7 @@ class Embeddings:
         if not np.isfinite(vectors[mask]).all():
             bad = np.flatnonzero(mask & ~np.isfinite(vectors).all(axis=1))[:10]
             raise InputError(f"{d}: non-finite embedding for usable item_idx {bad.tolist()}")
-        meta_path = d / S.EMB_META_FILE
+        meta_path = d / schema.EMB_META_FILE
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         return cls(vectors, mask, meta)
 
@@ -64,8 +64,8 @@ class CountStats:
 
 
 def count_stats(data: SplitData) -> CountStats:
-    train_items = data.items[S.N_TRAIN].to_numpy() > 0
-    logc = np.log1p(data.items.select(S.COUNT_COLUMNS).to_numpy().astype(np.float64))[train_items]
+    train_items = data.items[schema.N_TRAIN].to_numpy() > 0
+    logc = np.log1p(data.items.select(schema.COUNT_COLUMNS).to_numpy().astype(np.float64))[train_items]
     mean = np.nanmean(logc, axis=0)
     std = np.nanstd(logc, axis=0)
     mean = np.where(np.isfinite(mean), mean, 0.0)
@@ -118,7 +118,7 @@ def _history(train: sp.csr_matrix, vectors: np.ndarray, mask: np.ndarray) -> tup
 def build_item_features(
     data: SplitData, embeddings: dict[str, Embeddings], stats: CountStats
 ) -> ItemFeatures:
-    raw = data.items.select(S.COUNT_COLUMNS).to_numpy().astype(np.float64)
+    raw = data.items.select(schema.COUNT_COLUMNS).to_numpy().astype(np.float64)
     missing = ~np.isfinite(raw)
     z = (np.log1p(np.where(missing, 0.0, raw)) - np.asarray(stats.mean)) / np.asarray(stats.std)
     z[missing] = 0.0  # = the training mean, and flagged below
@@ -135,7 +135,7 @@ def build_item_features(
         text_mask=torch.from_numpy(embeddings["text"].mask.copy()),
         image=torch.from_numpy(image),
         image_mask=torch.from_numpy(embeddings["image"].mask.copy()),
-        known=torch.from_numpy(data.items[S.N_TRAIN].to_numpy() > 0),
+        known=torch.from_numpy(data.items[schema.N_TRAIN].to_numpy() > 0),
         user_text=torch.from_numpy(user_text),
         user_text_mask=torch.from_numpy(user_text_mask),
         user_image=torch.from_numpy(user_image),

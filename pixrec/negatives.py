@@ -159,7 +159,7 @@ def write_negatives(data: SplitData, config: NegativesConfig, negatives_dir, can
     """
     from pathlib import Path
 
-    from pixrec import schema as S
+    from pixrec import schema
     from pixrec.atomic import atomic_dir, write_json
     from pixrec.numerics import environment
 
@@ -173,12 +173,12 @@ def write_negatives(data: SplitData, config: NegativesConfig, negatives_dir, can
                        "numerics": environment()},
     }
     with atomic_dir(Path(negatives_dir)) as tmp:
-        np.save(tmp / S.TRAIN_NEG_FILE, train_negs)
-        write_json(tmp / S.NEG_META_FILE, metas["negatives"])
+        np.save(tmp / schema.TRAIN_NEG_FILE, train_negs)
+        write_json(tmp / schema.NEG_META_FILE, metas["negatives"])
     with atomic_dir(Path(candidates_dir)) as tmp:
-        np.save(tmp / S.CAND_USERS_FILE, users)
-        np.save(tmp / S.CAND_FILE, candidates)
-        write_json(tmp / S.CAND_META_FILE, metas["candidates"])
+        np.save(tmp / schema.CAND_USERS_FILE, users)
+        np.save(tmp / schema.CAND_FILE, candidates)
+        write_json(tmp / schema.CAND_META_FILE, metas["candidates"])
     return metas
 
 
@@ -208,9 +208,9 @@ def load_training_negatives(negatives_dir) -> np.ndarray:
     """The negative-sample stage's int32 (epochs, n_train, per_positive), memory-mapped."""
     from pathlib import Path
 
-    from pixrec import schema as S
+    from pixrec import schema
 
-    path = Path(negatives_dir) / S.TRAIN_NEG_FILE
+    path = Path(negatives_dir) / schema.TRAIN_NEG_FILE
     if not path.is_file():
         raise InputError(f"{path}: missing; run the negative-sample stage first")
     return np.load(path, mmap_mode="r")

@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from pixrec import distributed as D
+from pixrec import distributed
 from pixrec.config import ConfigError, section
 from pixrec.data.dataset import SplitData
 
@@ -147,10 +147,10 @@ def train(task: Task, config: TrainConfig, out_dir: Path | None, live=None) -> d
 
 
 def _train(task: Task, config: TrainConfig, out_dir: Path | None, live) -> dict:
-    rank, world = D.rank(), D.world_size()
+    rank, world = distributed.rank(), distributed.world_size()
     if rank == 0 and out_dir is None:
         raise ValueError("train: rank 0 needs an out_dir for the checkpoint")
-    dev = D.device(D.env().local_rank)
+    dev = distributed.device(distributed.env().local_rank)
     module, net, validate = _place(task, config, dev, world)
     opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
@@ -169,20 +169,20 @@ def _train(task: Task, config: TrainConfig, out_dir: Path | None, live) -> dict:
                "n_val_users": task.n_val_users, "world_size": world}
     if rank == 0:
         _finish(task, module, run, metrics, world, Path(out_dir))
-    D.barrier()  # no rank leaves (and tears down the group) before the checkpoint is written
+    distributed.barrier()  # no rank leaves (and tears down the group) before the checkpoint is written
     return metrics
 
 
 def _place(task: Task, config: TrainConfig, dev: torch.device, world: int):
     """Threads, seeds and devices: (module, the net steps run through, rank 0's validate())."""
-    local = D.env().local_world_size if world > 1 else 1
+    local = distributed.env().local_world_size if world > 1 else 1
     torch.set_num_threads(max(1, config.threads // local))  # this machine's ranks share its cores
     module = task.module
     if world > 1:  # own dropout masks per rank, else every rank would draw the same ones
-        torch.manual_seed(int(np.random.SeedSequence([config.seed, D.rank()]).generate_state(1)[0]))
+        torch.manual_seed(int(np.random.SeedSequence([config.seed, distributed.rank()]).generate_state(1)[0]))
     cuda = dev.type == "cuda"
     # validation scores on the CPU (the scorers build CPU tensors): a CPU twin of the module
-    cpu_module = copy.deepcopy(module) if cuda and D.rank() == 0 else module
+    cpu_module = copy.deepcopy(module) if cuda and distributed.rank() == 0 else module
     module.to(dev)
     net = module
     if world > 1:
@@ -193,11 +193,11 @@ def _place(task: Task, config: TrainConfig, dev: torch.device, world: int):
     def validate() -> float:
         """Rank 0's validation NDCG@10, broadcast so every rank takes the same early-stopping step."""
         ndcg = 0.0
-        if D.rank() == 0:
+        if distributed.rank() == 0:
             if cpu_module is not module:
                 cpu_module.load_state_dict(module.state_dict())
             ndcg = task.validate(cpu_module.eval())
-        return D.broadcast_floats([ndcg])[0]
+        return distributed.broadcast_floats([ndcg])[0]
 
     return module, net, validate
 
@@ -223,7 +223,7 @@ def _epoch(task: Task, net, opt, gen: torch.Generator, epoch: int, config: Train
         total += loss / world  # this rank's share of the global batch's loss
         steps += 1
     if world > 1:
-        total = D.all_reduce_sum([total])[0]
+        total = distributed.all_reduce_sum([total])[0]
     return total / max(steps, 1)
 
 

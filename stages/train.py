@@ -43,13 +43,13 @@ def main(
     live_dir: Path = typer.Option(None, help="default: dvclive/<model>"),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
-    from pixrec import distributed as D
+    from pixrec import distributed
 
     out = out or Path("models") / model
     metrics = metrics or Path("metrics/train") / f"{model}.json"
     live_dir = live_dir or Path("dvclive") / model
     fam, section = load_params(params, model)
-    if section.train.nproc > 1 and not D.launched_by_torchrun():
+    if section.train.nproc > 1 and not distributed.launched_by_torchrun():
         args = {"--model": model, "--split": split, "--embeddings": embeddings, "--negatives": negatives,
                 "--out": out, "--metrics": metrics, "--live-dir": live_dir, "--params": params}
         rc = _torchrun(section.train.nproc, section.train.threads,
@@ -64,7 +64,7 @@ def _train(fam, section, split: Path, embeddings: Path, negatives: Path, out: Pa
            live_dir: Path) -> None:
     from dvclive import Live
 
-    from pixrec import distributed as D
+    from pixrec import distributed
     from pixrec.atomic import atomic_dir, write_json
     from pixrec.data.dataset import SplitData
     from pixrec.features import load_embeddings
@@ -74,8 +74,8 @@ def _train(fam, section, split: Path, embeddings: Path, negatives: Path, out: Pa
     data = SplitData.load(split)
     emb = load_embeddings(embeddings, data.n_items)
     negs = load_training_negatives(negatives) if fam.reads_negatives else None
-    with D.process_group() as place:
-        task = fam.task(data, emb, negs, section, D.device(place.local_rank))
+    with distributed.process_group() as place:
+        task = fam.task(data, emb, negs, section, distributed.device(place.local_rank))
         if not place.is_main:  # rank 0 alone writes the checkpoint, curves and metrics
             train(task, section.train, None)
             return

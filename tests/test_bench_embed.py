@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from real_params import real_config
 
-from pixrec import schema as S
+from pixrec import schema
 
 
 @pytest.mark.slow
@@ -14,14 +14,15 @@ def test_text_backends_rows_compare_each_backend_with_fp32(tmp_path):
     from pixrec.bench.embed import bench_text_backends, read_text_items
     from pixrec.encoders.base import TEXT_BACKENDS, TextEncoderConfig
 
-    items = pl.DataFrame({S.ITEM_ID: [f"i{k}" for k in range(6)],
-                          S.TITLE: ["red summer dress", "beach wedding", "", "pasta recipe", "car engine",
-                                    None],
-                          S.TAG: ["fashion", "fashion", None, "food", "cars", "food"],
-                          S.DESCRIPTION: ["a long description " * 5, None, None, "tomato basil", None, None]})
+    items = pl.DataFrame({schema.ITEM_ID: [f"i{k}" for k in range(6)],
+                          schema.TITLE: ["red summer dress", "beach wedding", "", "pasta recipe",
+                                         "car engine", None],
+                          schema.TAG: ["fashion", "fashion", None, "food", "cars", "food"],
+                          schema.DESCRIPTION: ["a long description " * 5, None, None, "tomato basil",
+                                               None, None]})
     items.write_csv(tmp_path / "item_info.csv")
     read = read_text_items(tmp_path / "item_info.csv")
-    assert read.columns == [S.ITEM_ID, S.TITLE, S.TAG, S.DESCRIPTION] and read.height == 6
+    assert read.columns == [schema.ITEM_ID, schema.TITLE, schema.TAG, schema.DESCRIPTION] and read.height == 6
 
     rows = bench_text_backends(real_config(TextEncoderConfig, name="sbert", batch_size=2), read)
     assert [r["backend"] for r in rows] == list(TEXT_BACKENDS)

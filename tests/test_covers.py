@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.config import from_mapping
 from pixrec.data.raw import RawReport, list_covers
 from pixrec.encoders.base import ImageEncoderConfig
@@ -40,13 +40,14 @@ def png_header_only(path: Path, width: int, height: int) -> None:
 
 def items_table(covers: dict[str, str | None]) -> pl.DataFrame:
     ids = list(covers)
-    return pl.DataFrame({S.ITEM_ID: ids, S.COVER_PATH: [covers[i] for i in ids],
-                         S.N_TRAIN: [1] * len(ids)}, schema={S.ITEM_ID: pl.Utf8, S.COVER_PATH: pl.Utf8,
-                                                             S.N_TRAIN: pl.Int32})
+    return pl.DataFrame({schema.ITEM_ID: ids, schema.COVER_PATH: [covers[i] for i in ids],
+                         schema.N_TRAIN: [1] * len(ids)},
+                        schema={schema.ITEM_ID: pl.Utf8, schema.COVER_PATH: pl.Utf8,
+                                schema.N_TRAIN: pl.Int32})
 
 
 def test_suffixes_any_case_are_found_and_one_per_item(tmp_path):
-    covers = tmp_path / S.RAW_COVERS
+    covers = tmp_path / schema.RAW_COVERS
     covers.mkdir()
     for name in ("a.JPG", "b.jpeg", "c.png", "c.jpg", "d.Png", ".e.jpg", "f.gif", "notes.txt"):
         (covers / name).write_bytes(b"x")
@@ -57,7 +58,7 @@ def test_suffixes_any_case_are_found_and_one_per_item(tmp_path):
 
 
 def test_placeholders_and_huge_covers_are_masked_or_reduced_and_counted(tmp_path):
-    covers = tmp_path / S.RAW_COVERS
+    covers = tmp_path / schema.RAW_COVERS
     covers.mkdir()
     for k, (name, fmt) in enumerate((("i1.JPG", "JPEG"), ("i2.png", "PNG"), ("i3.jpeg", "JPEG"),
                                      ("i4.jpg", "JPEG"))):
@@ -73,12 +74,12 @@ def test_placeholders_and_huge_covers_are_masked_or_reduced_and_counted(tmp_path
     png_header_only(covers / "bomb.png", 20_000, 20_000)  # 400 Mpx: PIL refuses to open it
     files = {"i1": "i1.JPG", "i2": "i2.png", "i3": "i3.jpeg", "i4": "i4.jpg", "tiny": "tiny.png",
              "flat": "flat.jpg", "huge": "huge.jpg", "bomb": "bomb.png"}
-    items = items_table({k: f"{S.RAW_COVERS}/{v}" for k, v in files.items()})
+    items = items_table({k: f"{schema.RAW_COVERS}/{v}" for k, v in files.items()})
     config = from_mapping(ImageEncoderConfig, PIXEL, "encoders.image")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)  # PIL's raw warning never escapes
         result = embed_images(items, tmp_path, config, progress=False)
-    mask = dict(zip(items[S.ITEM_ID].to_list(), result.mask.tolist(), strict=True))
+    mask = dict(zip(items[schema.ITEM_ID].to_list(), result.mask.tolist(), strict=True))
     assert mask == {"i1": True, "i2": True, "i3": True, "i4": True, "tiny": False, "flat": False,
                     "huge": True, "bomb": False}
     masked = result.meta["masked"]
@@ -90,7 +91,7 @@ def test_placeholders_and_huge_covers_are_masked_or_reduced_and_counted(tmp_path
 
 
 def test_pixel_encoder_with_no_usable_cover_masks_every_item(tmp_path):
-    (tmp_path / S.RAW_COVERS).mkdir()
+    (tmp_path / schema.RAW_COVERS).mkdir()
     items = items_table({f"i{k}": None for k in range(5)})
     config = from_mapping(ImageEncoderConfig, PIXEL, "encoders.image")
     result = embed_images(items, tmp_path, config, progress=False)
@@ -101,10 +102,10 @@ def test_pixel_encoder_with_no_usable_cover_masks_every_item(tmp_path):
 
 @pytest.mark.parametrize("min_px", [16, 64])
 def test_min_cover_px_is_the_documented_threshold(tmp_path, min_px):
-    (tmp_path / S.RAW_COVERS).mkdir()
+    (tmp_path / schema.RAW_COVERS).mkdir()
     for k in range(3):
-        picture(k, (48, 40)).save(tmp_path / S.RAW_COVERS / f"i{k}.jpg")
-    items = items_table({f"i{k}": f"{S.RAW_COVERS}/i{k}.jpg" for k in range(3)})
+        picture(k, (48, 40)).save(tmp_path / schema.RAW_COVERS / f"i{k}.jpg")
+    items = items_table({f"i{k}": f"{schema.RAW_COVERS}/i{k}.jpg" for k in range(3)})
     config = from_mapping(ImageEncoderConfig, {**PIXEL, "min_cover_px": min_px}, "encoders.image")
     result = embed_images(items, tmp_path, config, progress=False)
     assert result.mask.all() == (min_px <= 40)  # 48 x 40 covers: placeholders only under a 64 px minimum

@@ -14,7 +14,7 @@ import torch
 import yaml
 from real_params import real_config, real_section
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.data.dataset import SplitData
 from pixrec.negatives import NegativesConfig, write_negatives
 from pixrec.training import rank_batches
@@ -47,8 +47,8 @@ def inputs(tiny_split, tmp_path_factory) -> Path:
     rng = np.random.default_rng(0)
     for side, d in (("image", 8), ("text", 12)):
         (root / "emb" / side).mkdir(parents=True)
-        np.save(root / "emb" / side / S.EMB_FILE, rng.normal(size=(data.n_items, d)).astype(np.float32))
-        np.save(root / "emb" / side / S.EMB_MASK_FILE, np.ones(data.n_items, dtype=bool))
+        np.save(root / "emb" / side / schema.EMB_FILE, rng.normal(size=(data.n_items, d)).astype(np.float32))
+        np.save(root / "emb" / side / schema.EMB_MASK_FILE, np.ones(data.n_items, dtype=bool))
     write_negatives(data, real_config(NegativesConfig, per_positive=4, epochs=3, seed=0), root / "neg",
                     root / "candidates")
     return root

@@ -20,7 +20,7 @@ from dvc_repo import ROOT, _apply, make_dvc_repo, run_dvc, set_params
 from http_server import serve
 from real_params import real_config, real_section
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.config import ConfigError
 from pixrec.data.fetch import DownloadError, download, extract
 from pixrec.data.sources import DataConfig, materialise
@@ -33,7 +33,7 @@ def sha(path: Path) -> str:
 
 
 def covers_of(raw: Path) -> dict[str, str]:
-    return {p.name: sha(p) for p in sorted((raw / S.RAW_COVERS).iterdir())}
+    return {p.name: sha(p) for p in sorted((raw / schema.RAW_COVERS).iterdir())}
 
 
 def make_archive(kind: str, covers: Path, out: Path) -> Path:
@@ -62,10 +62,10 @@ def make_archive(kind: str, covers: Path, out: Path) -> Path:
 def site(tiny_raw, tmp_path_factory) -> Path:
     """What a file-sharing host would hold: the two CSVs and the covers in three archive formats."""
     root = tmp_path_factory.mktemp("site")
-    for name in (S.RAW_INTERACTIONS, S.RAW_ITEMS):
+    for name in (schema.RAW_INTERACTIONS, schema.RAW_ITEMS):
         shutil.copyfile(tiny_raw / name, root / name)
     for kind in ("zip", "tar.gz", "7z"):
-        make_archive(kind, tiny_raw / S.RAW_COVERS, root)
+        make_archive(kind, tiny_raw / schema.RAW_COVERS, root)
     return root
 
 
@@ -76,18 +76,18 @@ def data_section(**overrides) -> dict:
 
 def url_config(server, covers: str | None, **sha: str) -> DataConfig:
     return DataConfig.from_params(data_section(source="url", url={
-        "interactions": server.url(S.RAW_INTERACTIONS), "items": server.url(S.RAW_ITEMS),
+        "interactions": server.url(schema.RAW_INTERACTIONS), "items": server.url(schema.RAW_ITEMS),
         "covers": server.url(covers) if covers else None, **sha}))
 
 
 @pytest.mark.parametrize("archive", ["covers.zip", "covers.tar.gz", "covers.7z"])
 def test_url_source_downloads_verifies_and_extracts(site, tiny_raw, tmp_path, archive):
     with serve(site) as server:
-        config = url_config(server, archive, interactions_sha256=sha(site / S.RAW_INTERACTIONS),
+        config = url_config(server, archive, interactions_sha256=sha(site / schema.RAW_INTERACTIONS),
                             covers_sha256=sha(site / archive))
         summary = materialise(config, tmp_path / "raw")
     raw = tmp_path / "raw"
-    for name in (S.RAW_INTERACTIONS, S.RAW_ITEMS):
+    for name in (schema.RAW_INTERACTIONS, schema.RAW_ITEMS):
         assert sha(raw / name) == sha(tiny_raw / name)
     assert covers_of(raw) == covers_of(tiny_raw)  # top-level folder flattened, junk skipped
     manifest = json.loads((raw / "download.json").read_text())
@@ -95,27 +95,27 @@ def test_url_source_downloads_verifies_and_extracts(site, tiny_raw, tmp_path, ar
     files = manifest["files"]
     assert files["covers"]["sha256"] == sha(site / archive)
     assert files["interactions"]["sha256_verified"] and not files["items"]["sha256_verified"]
-    assert files["items"]["bytes"] == (site / S.RAW_ITEMS).stat().st_size
+    assert files["items"]["bytes"] == (site / schema.RAW_ITEMS).stat().st_size
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # no temp dir, no download cache left
 
 
 def test_interrupted_transfer_resumes_with_range(site, tmp_path):
-    target = site / S.RAW_INTERACTIONS
+    target = site / schema.RAW_INTERACTIONS
     with serve(site) as server:
-        server.drop_after[S.RAW_INTERACTIONS] = 10_000  # the host drops the first connection
-        got = download(server.url(S.RAW_INTERACTIONS), tmp_path / "a.csv", sha(target), backoff=0.01)
+        server.drop_after[schema.RAW_INTERACTIONS] = 10_000  # the host drops the first connection
+        got = download(server.url(schema.RAW_INTERACTIONS), tmp_path / "a.csv", sha(target), backoff=0.01)
         assert got.resumed_from == 10_000 and got.sha256 == sha(target) == sha(tmp_path / "a.csv")
-        assert server.requests == [(S.RAW_INTERACTIONS, None), (S.RAW_INTERACTIONS, "bytes=10000-")]
+        assert server.requests == [(schema.RAW_INTERACTIONS, None), (schema.RAW_INTERACTIONS, "bytes=10000-")]
         # across runs: a run that gives up keeps its .part, the next one continues from it. The host
         # drops the first connection after 5,000 bytes, then answers 503: the attempt that progressed
         # earns another try, the one that got nothing ends the run (retries=0)
-        server.drop_after[S.RAW_INTERACTIONS] = 5_000
-        server.fail_with[S.RAW_INTERACTIONS] = 503
+        server.drop_after[schema.RAW_INTERACTIONS] = 5_000
+        server.fail_with[schema.RAW_INTERACTIONS] = 503
         with pytest.raises(DownloadError, match=r"failed after 2 attempts, .*503.* kept in .*b\.csv\.part"):
-            download(server.url(S.RAW_INTERACTIONS), tmp_path / "b.csv", retries=0)
+            download(server.url(schema.RAW_INTERACTIONS), tmp_path / "b.csv", retries=0)
         assert (tmp_path / "b.csv.part").stat().st_size == 5_000 and not (tmp_path / "b.csv").exists()
-        del server.fail_with[S.RAW_INTERACTIONS]
-        got = download(server.url(S.RAW_INTERACTIONS), tmp_path / "b.csv", sha(target))
+        del server.fail_with[schema.RAW_INTERACTIONS]
+        got = download(server.url(schema.RAW_INTERACTIONS), tmp_path / "b.csv", sha(target))
         assert got.resumed_from == 5_000 and sha(tmp_path / "b.csv") == sha(target)
         assert not (tmp_path / "b.csv.part").exists()
 
@@ -123,10 +123,11 @@ def test_interrupted_transfer_resumes_with_range(site, tmp_path):
 def test_wrong_checksum_and_missing_file_are_refused_clearly(site, tmp_path):
     wrong = "0" * 64
     with serve(site) as server:
-        url = server.url(S.RAW_ITEMS)
+        url = server.url(schema.RAW_ITEMS)
         with pytest.raises(DownloadError) as err:
             download(url, tmp_path / "items.csv", wrong)
-        assert url in str(err.value) and wrong in str(err.value) and sha(site / S.RAW_ITEMS) in str(err.value)
+        assert url in str(err.value) and wrong in str(err.value)
+        assert sha(site / schema.RAW_ITEMS) in str(err.value)
         assert list(tmp_path.iterdir()) == []  # the bad file is gone
         with pytest.raises(DownloadError, match=r"HTTP 404"):
             download(server.url("nope.csv"), tmp_path / "nope.csv")
@@ -163,20 +164,21 @@ def test_local_source_links_validates_and_splits(tiny_raw, tmp_path):
     summary = materialise(config, tmp_path / "raw")
     raw = tmp_path / "raw"
     assert summary["n_interaction_rows"] == 3_003 and summary["n_covers"] == len(covers_of(tiny_raw))
-    assert os.path.samefile(raw / S.RAW_ITEMS, tiny_raw / S.RAW_ITEMS)  # hard-linked, same file system
-    assert covers_of(raw) == covers_of(tiny_raw) and not (raw / S.RAW_TRUTH).exists()
+    # hard-linked, same file system
+    assert os.path.samefile(raw / schema.RAW_ITEMS, tiny_raw / schema.RAW_ITEMS)
+    assert covers_of(raw) == covers_of(tiny_raw) and not (raw / schema.RAW_TRUTH).exists()
     result = split_raw(raw, tmp_path / "split", real_config(SplitConfig))
     assert result["summary"]["n_interactions"] == 3_000
     copy = DataConfig.from_params(data_section(source="local", local_dir=str(tiny_raw), link=False))
     copied = materialise(copy, tmp_path / "copy")
-    assert copied["files_linked"] == 0 and not os.path.samefile(tmp_path / "copy" / S.RAW_ITEMS,
-                                                               tiny_raw / S.RAW_ITEMS)
+    assert copied["files_linked"] == 0 and not os.path.samefile(tmp_path / "copy" / schema.RAW_ITEMS,
+                                                               tiny_raw / schema.RAW_ITEMS)
 
 
 def test_local_source_without_covers_warns_and_continues(tiny_raw, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
-    for name in (S.RAW_INTERACTIONS, S.RAW_ITEMS):
+    for name in (schema.RAW_INTERACTIONS, schema.RAW_ITEMS):
         shutil.copyfile(tiny_raw / name, src / name)
     config = DataConfig.from_params(data_section(source="local", local_dir=str(src)))
     summary = materialise(config, tmp_path / "raw")
@@ -186,20 +188,20 @@ def test_local_source_without_covers_warns_and_continues(tiny_raw, tmp_path):
 @pytest.mark.parametrize(
     ("name", "lines", "message"),
     [
-        (S.RAW_INTERACTIONS, ["item_id,user,timestamp", "i1,u1,1"],
+        (schema.RAW_INTERACTIONS, ["item_id,user,timestamp", "i1,u1,1"],
          r"row 1 \(header\) lacks column\(s\) \[.user_id.\]"),
-        (S.RAW_INTERACTIONS, ["item_id,user_id,timestamp", "i1,u1,1", "i2,u1"],
+        (schema.RAW_INTERACTIONS, ["item_id,user_id,timestamp", "i1,u1,1", "i2,u1"],
          "row 3 has 2 fields, the header has 3"),
-        (S.RAW_ITEMS, [",".join(S.ITEM_COLUMNS), "i1,1,2,3,4,5,6,7,t,g,d",
-                       'i2,1,2,3,4,5,6,7,"a, b",g,d,extra'],
+        (schema.RAW_ITEMS, [",".join(schema.ITEM_COLUMNS), "i1,1,2,3,4,5,6,7,t,g,d",
+                            'i2,1,2,3,4,5,6,7,"a, b",g,d,extra'],
          "row 3 has 12 fields, the header has 11"),
-        (S.RAW_INTERACTIONS, ["item_id,user_id,timestamp", 'i1,u1,1', 'i2,"u1,2', "i3,u1,3"], "row 3"),
+        (schema.RAW_INTERACTIONS, ["item_id,user_id,timestamp", 'i1,u1,1', 'i2,"u1,2', "i3,u1,3"], "row 3"),
     ],
 )
 def test_local_source_names_file_and_row_of_a_malformed_csv(tiny_raw, tmp_path, name, lines, message):
     src = tmp_path / "src"
     src.mkdir()
-    for f in (S.RAW_INTERACTIONS, S.RAW_ITEMS):
+    for f in (schema.RAW_INTERACTIONS, schema.RAW_ITEMS):
         shutil.copyfile(tiny_raw / f, src / f)
     (src / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(InputError, match=message) as err:
@@ -243,21 +245,22 @@ def test_dvc_pipeline_download_then_split(tmp_path):
     assert "Running stage 'split'" in rerun and "Running stage 'download'" not in rerun
     # the stage output is leak-free: no test pair in train, every train row before the user's test row
     split = repo / "data" / "split"
-    train, test = (pl.read_parquet(split / f) for f in (S.TRAIN_FILE, S.TEST_FILE))
-    assert test.height == 150 and test.join(train, on=[S.USER_IDX, S.ITEM_IDX]).height == 0
-    later = train.join(test, on=S.USER_IDX).filter(pl.col(S.TIMESTAMP) > pl.col(f"{S.TIMESTAMP}_right"))
+    train, test = (pl.read_parquet(split / f) for f in (schema.TRAIN_FILE, schema.TEST_FILE))
+    assert test.height == 150 and test.join(train, on=[schema.USER_IDX, schema.ITEM_IDX]).height == 0
+    later = (train.join(test, on=schema.USER_IDX)
+             .filter(pl.col(schema.TIMESTAMP) > pl.col(f"{schema.TIMESTAMP}_right")))
     assert later.height == 0
-    report = json.loads((split / S.SPLIT_REPORT).read_text())
+    report = json.loads((split / schema.SPLIT_REPORT).read_text())
     assert report["summary"]["n_cold_test"] > 0 and report["counts"][
         "interactions: repeated (user, item) pair collapsed to the earliest"] >= 1
 
 
 def test_file_urls_and_already_verified_downloads(site, tmp_path):
-    target = site / S.RAW_ITEMS
+    target = site / schema.RAW_ITEMS
     got = download(target.as_uri(), tmp_path / "items.csv", sha(target))
     assert got.sha256 == sha(target) and sha(tmp_path / "items.csv") == sha(target)
     with serve(site) as server:  # a verified file from an earlier run is not fetched again
-        again = download(server.url(S.RAW_ITEMS), tmp_path / "items.csv", sha(target))
+        again = download(server.url(schema.RAW_ITEMS), tmp_path / "items.csv", sha(target))
         assert again.sha256 == sha(target) and server.requests == []
 
 
@@ -266,9 +269,9 @@ def pixelrec_release(tiny_raw: Path, root: Path, covers: str) -> Path:
     """The tiny data laid out as PixelRec ships: Pixel200K.csv, item_info.csv, covers nested or archived,
     with mixed image suffixes."""
     root.mkdir()
-    shutil.copyfile(tiny_raw / S.RAW_INTERACTIONS, root / "Pixel200K.csv")
-    shutil.copyfile(tiny_raw / S.RAW_ITEMS, root / S.RAW_ITEMS)
-    files = sorted((tiny_raw / S.RAW_COVERS).iterdir())
+    shutil.copyfile(tiny_raw / schema.RAW_INTERACTIONS, root / "Pixel200K.csv")
+    shutil.copyfile(tiny_raw / schema.RAW_ITEMS, root / schema.RAW_ITEMS)
+    files = sorted((tiny_raw / schema.RAW_COVERS).iterdir())
     renamed = {f.name: (f.stem + ".JPG" if k % 3 == 0 else f.stem + ".jpeg" if k % 3 == 1 else f.name)
                for k, f in enumerate(files)}
     if covers == "nested":
@@ -292,11 +295,11 @@ def test_local_source_takes_pixelrec_release_names(tiny_raw, tmp_path, covers):
     assert f"covers <- {src / ('covers' if covers == 'nested' else 'cover.7z')} (recognised name)" in taken
     n = len(covers_of(tiny_raw))
     assert summary["n_covers"] == n
-    assert sha(tmp_path / "raw" / S.RAW_INTERACTIONS) == sha(src / "Pixel200K.csv")
-    names = sorted(p.name for p in (tmp_path / "raw" / S.RAW_COVERS).iterdir())  # flattened
+    assert sha(tmp_path / "raw" / schema.RAW_INTERACTIONS) == sha(src / "Pixel200K.csv")
+    names = sorted(p.name for p in (tmp_path / "raw" / schema.RAW_COVERS).iterdir())  # flattened
     assert len(names) == n and {".JPG", ".jpeg", ".jpg"} == {Path(x).suffix for x in names}
     result = split_raw(tmp_path / "raw", tmp_path / "split", real_config(SplitConfig))
-    paths = pl.read_parquet(tmp_path / "split" / S.ITEMS_FILE)[S.COVER_PATH].drop_nulls()
+    paths = pl.read_parquet(tmp_path / "split" / schema.ITEMS_FILE)[schema.COVER_PATH].drop_nulls()
     assert paths.len() == n and "items: no cover file (masked by embed-images)" in result["counts"]
     assert result["counts"]["items: no cover file (masked by embed-images)"] == 250 - n
 
@@ -309,7 +312,7 @@ def test_local_files_name_each_file_and_ambiguity_is_refused(tiny_raw, tmp_path)
                                          r"'Pixel200K.csv'\]; name one in params.yaml "
                                          r"data.local_files.interactions"):
         materialise(config, tmp_path / "raw")
-    (src / S.RAW_ITEMS).rename(tmp_path / "items.csv")
+    (src / schema.RAW_ITEMS).rename(tmp_path / "items.csv")
     config = DataConfig.from_params(data_section(source="local", local_dir=str(src), local_files={
         "interactions": "Pixel1M.csv", "items": str(tmp_path / "items.csv"), "covers": "covers/covers"}))
     summary = materialise(config, tmp_path / "raw")
@@ -331,17 +334,17 @@ def test_download_stage_prints_which_file_was_taken(tiny_raw, tmp_path):
 
 def test_failed_covers_checksum_keeps_the_verified_csvs(site, tmp_path):
     with serve(site) as server:
-        bad = url_config(server, "covers.zip", interactions_sha256=sha(site / S.RAW_INTERACTIONS),
+        bad = url_config(server, "covers.zip", interactions_sha256=sha(site / schema.RAW_INTERACTIONS),
                          covers_sha256="0" * 64)
         with pytest.raises(DownloadError, match="sha256 mismatch"):
             materialise(bad, tmp_path / "raw")
         assert not (tmp_path / "raw").exists()
         server.requests.clear()
-        good = url_config(server, "covers.zip", interactions_sha256=sha(site / S.RAW_INTERACTIONS),
+        good = url_config(server, "covers.zip", interactions_sha256=sha(site / schema.RAW_INTERACTIONS),
                           covers_sha256=sha(site / "covers.zip"))
         materialise(good, tmp_path / "raw")
         assert [name for name, _ in server.requests] == ["covers.zip"]  # the CSVs came from the cache
-    assert sha(tmp_path / "raw" / S.RAW_ITEMS) == sha(site / S.RAW_ITEMS)
+    assert sha(tmp_path / "raw" / schema.RAW_ITEMS) == sha(site / schema.RAW_ITEMS)
 
 
 def test_dead_host_and_closed_port_fail_fast_and_say_each_attempt(tmp_path, caplog):
@@ -368,7 +371,7 @@ def test_synthetic_override_form_that_dvc_exp_run_accepts(tmp_path):
     """params.yaml and README show `-S '+data.synthetic.n_users=...'`: a real `dvc exp run` takes it."""
     repo = make_dvc_repo(tmp_path, ["download"], {"data.preset": "tiny"})
     run_dvc(repo, "exp", "run", "-S", "+data.synthetic.n_users=120")
-    users = pl.read_csv(repo / "data" / "raw" / S.RAW_INTERACTIONS)[S.USER_ID].n_unique()
+    users = pl.read_csv(repo / "data" / "raw" / schema.RAW_INTERACTIONS)[schema.USER_ID].n_unique()
     assert users == 120
     assert "+data.synthetic.n_users=" in (ROOT / "params.yaml").read_text()
     assert "+data.synthetic.n_users=" in (ROOT / "README.md").read_text()

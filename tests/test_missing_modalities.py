@@ -16,7 +16,7 @@ from dvc_repo import make_dvc_repo, run_dvc
 from test_pipeline import STAGES
 from test_pipeline import TINY as PIPELINE_TINY
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.data.synthetic import SyntheticConfig, generate
 from pixrec.evaluation.intervals import point_estimates
 
@@ -28,16 +28,17 @@ def damaged_copy(root: Path, damage: str) -> Path:
     """The tiny synthetic dataset, then: covers emptied, text blanked, or counts blanked."""
     src = root / "src"
     generate(SyntheticConfig.from_preset("tiny", seed=1), src)
-    shutil.rmtree(src / S.RAW_TRUTH)
-    items = pl.read_csv(src / S.RAW_ITEMS, infer_schema=False)
+    shutil.rmtree(src / schema.RAW_TRUTH)
+    items = pl.read_csv(src / schema.RAW_ITEMS, infer_schema=False)
     if damage == "text_only":
-        shutil.rmtree(src / S.RAW_COVERS)
-        (src / S.RAW_COVERS).mkdir()  # an empty covers/: DVC does not restore it from its cache
+        shutil.rmtree(src / schema.RAW_COVERS)
+        (src / schema.RAW_COVERS).mkdir()  # an empty covers/: DVC does not restore it from its cache
     elif damage == "image_only":
-        items = items.with_columns(pl.lit("").alias(c) for c in (S.TITLE, S.TAG, S.DESCRIPTION))
+        text_columns = (schema.TITLE, schema.TAG, schema.DESCRIPTION)
+        items = items.with_columns(pl.lit("").alias(c) for c in text_columns)
     else:
-        items = items.with_columns(pl.lit("").alias(c) for c in S.COUNT_COLUMNS)
-    items.write_csv(src / S.RAW_ITEMS)
+        items = items.with_columns(pl.lit("").alias(c) for c in schema.COUNT_COLUMNS)
+    items.write_csv(src / schema.RAW_ITEMS)
     return src
 
 
@@ -61,8 +62,8 @@ def run_damaged(tmp_path: Path, damage: str, variant: str, token: str) -> tuple[
 @pytest.mark.slow
 def test_text_only_dataset_runs_through_report(tmp_path):
     repo, report = run_damaged(tmp_path, "text_only", "no_image", "no images")
-    mask = np.load(repo / "data/embeddings/image" / S.EMB_MASK_FILE)
-    meta = json.loads((repo / "data/embeddings/image" / S.EMB_META_FILE).read_text())
+    mask = np.load(repo / "data/embeddings/image" / schema.EMB_MASK_FILE)
+    meta = json.loads((repo / "data/embeddings/image" / schema.EMB_META_FILE).read_text())
     assert not mask.any() and meta["n_masked"] == mask.size == meta["masked"]["no cover file"]["count"]
     assert report["md"].count("No images in this dataset") == 1
     assert "nothing to remove" in report["md"]
@@ -72,18 +73,18 @@ def test_text_only_dataset_runs_through_report(tmp_path):
 @pytest.mark.slow
 def test_image_only_dataset_runs_through_report(tmp_path):
     repo, report = run_damaged(tmp_path, "image_only", "no_text", "no text")
-    meta = json.loads((repo / "data/embeddings/text" / S.EMB_META_FILE).read_text())
+    meta = json.loads((repo / "data/embeddings/text" / schema.EMB_META_FILE).read_text())
     assert meta["n_usable"] == 0 and meta["n_masked"] == meta["n_items"]
     assert report["md"].count("No text in this dataset") == 1
     assert report["md"].count("No tags in this dataset") == 1
-    assert np.load(repo / "data/embeddings/image" / S.EMB_MASK_FILE).mean() > 0.9  # images kept
+    assert np.load(repo / "data/embeddings/image" / schema.EMB_MASK_FILE).mean() > 0.9  # images kept
 
 
 @pytest.mark.slow
 def test_no_counts_dataset_runs_through_report(tmp_path):
     repo, report = run_damaged(tmp_path, "no_counts", "lifetime_counts", "no counts")
-    split = json.loads((repo / "data/split" / S.SPLIT_REPORT).read_text())
+    split = json.loads((repo / "data/split" / schema.SPLIT_REPORT).read_text())
     n_items = split["summary"]["n_items"]
     assert all(split["counts"][f"items: {c} missing (imputed downstream)"] == n_items
-               for c in S.COUNT_COLUMNS)
+               for c in schema.COUNT_COLUMNS)
     assert report["md"].count("No counts in this dataset") == 1

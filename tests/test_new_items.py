@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from real_params import real_config
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.encoders.base import ImageEncoderConfig, TextEncoderConfig, read_fitted
 from pixrec.encoders.image import run_embed_images
 from pixrec.encoders.text import run_embed_text
@@ -31,31 +31,32 @@ def embedded(tiny_raw, tiny_split, tmp_path_factory) -> Path:
 def resubmit(tiny_raw: Path, tiny_split: Path, out: Path, n: int) -> tuple[Path, list[int]]:
     """``n`` catalogue items with a cover, as a new-item file under new ids (``new_<id>``) with their
     covers copied: (the file, their item_idx in the catalogue)."""
-    items = pl.read_parquet(tiny_split / S.ITEMS_FILE)
-    pick = items.filter(pl.col(S.COVER_PATH).is_not_null()).head(n)
-    rows = pl.read_csv(tiny_raw / S.RAW_ITEMS, infer_schema=False).filter(
-        pl.col(S.ITEM_ID).is_in(pick[S.ITEM_ID].implode()))
-    rows = pick.select(S.ITEM_ID).join(rows, on=S.ITEM_ID, maintain_order="left")  # catalogue order
+    items = pl.read_parquet(tiny_split / schema.ITEMS_FILE)
+    pick = items.filter(pl.col(schema.COVER_PATH).is_not_null()).head(n)
+    rows = pl.read_csv(tiny_raw / schema.RAW_ITEMS, infer_schema=False).filter(
+        pl.col(schema.ITEM_ID).is_in(pick[schema.ITEM_ID].implode()))
+    rows = pick.select(schema.ITEM_ID).join(rows, on=schema.ITEM_ID, maintain_order="left")  # catalogue order
     (out / "covers").mkdir(parents=True)
-    for item_id, cover in zip(pick[S.ITEM_ID], pick[S.COVER_PATH], strict=True):
+    for item_id, cover in zip(pick[schema.ITEM_ID], pick[schema.COVER_PATH], strict=True):
         shutil.copy(tiny_raw / cover, out / "covers" / f"new_{item_id}{Path(cover).suffix}")
-    rows.with_columns((pl.lit("new_") + pl.col(S.ITEM_ID)).alias(S.ITEM_ID)).write_csv(out / "new.csv")
-    return out / "new.csv", pick[S.ITEM_IDX].to_list()
+    renamed = rows.with_columns((pl.lit("new_") + pl.col(schema.ITEM_ID)).alias(schema.ITEM_ID))
+    renamed.write_csv(out / "new.csv")
+    return out / "new.csv", pick[schema.ITEM_IDX].to_list()
 
 
 @pytest.mark.slow
 def test_resubmitted_items_get_the_catalogues_vectors(tiny_raw, tiny_split, embedded, tmp_path):
     path, idx = resubmit(tiny_raw, tiny_split, tmp_path, 6)
-    catalogue = pl.read_parquet(tiny_split / S.ITEMS_FILE)
+    catalogue = pl.read_parquet(tiny_split / schema.ITEMS_FILE)
     new = load_new_items(path, catalogue, tmp_path / "covers", embedded)
-    assert new.items[S.ITEM_ID].to_list() == [f"new_{i}" for i in catalogue[S.ITEM_ID].gather(idx)]
-    assert new.items[S.TAG_IDX].to_list() == catalogue[S.TAG_IDX].gather(idx).to_list()
-    image = np.load(embedded / "image" / S.EMB_FILE)[idx]
+    assert new.items[schema.ITEM_ID].to_list() == [f"new_{i}" for i in catalogue[schema.ITEM_ID].gather(idx)]
+    assert new.items[schema.TAG_IDX].to_list() == catalogue[schema.TAG_IDX].gather(idx).to_list()
+    image = np.load(embedded / "image" / schema.EMB_FILE)[idx]
     assert new.image[1].all()
     # the stage's scaling and PCA applied (a PCA refitted on 6 covers would have 6 axes, not 64):
     # equal up to the float32 rounding of a matmul over fewer rows
     np.testing.assert_allclose(new.image[0], image, atol=1e-6)
-    text = np.load(embedded / "text" / S.EMB_FILE)[idx]
+    text = np.load(embedded / "text" / schema.EMB_FILE)[idx]
     cos = (new.text[0] * text).sum(1) / np.linalg.norm(new.text[0], axis=1) / np.linalg.norm(text, axis=1)
     assert new.text[1].all() and cos.min() > 0.9999  # bf16 kernels on other batch shapes
     fitted = read_fitted(embedded / "image")
@@ -66,30 +67,30 @@ def test_resubmitted_items_get_the_catalogues_vectors(tiny_raw, tiny_split, embe
 def test_new_items_without_covers_are_masked_and_reported(tiny_raw, tiny_split, embedded, tmp_path):
     path, _ = resubmit(tiny_raw, tiny_split, tmp_path, 3)
     table = pl.read_csv(path, infer_schema=False).with_columns(
-        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("a tag nobody used")).otherwise(pl.col(S.TAG))
-        .alias(S.TAG))
+        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("a tag nobody used")).otherwise(pl.col(schema.TAG))
+        .alias(schema.TAG))
     table.write_csv(path)
-    new = load_new_items(path, pl.read_parquet(tiny_split / S.ITEMS_FILE), None, embedded)
+    new = load_new_items(path, pl.read_parquet(tiny_split / schema.ITEMS_FILE), None, embedded)
     assert not new.image[1].any() and not new.image[0].any()
-    assert new.items[S.TAG_IDX][0] == 0
+    assert new.items[schema.TAG_IDX][0] == 0
     assert "3 items: no cover file (image masked)" in new.report
     assert "1 items: tag the catalogue never had (no tag token)" in new.report
 
 
 @pytest.mark.parametrize(("edit", "says"), [
-    (lambda t: t.drop(S.TITLE), "lacks column(s) ['title']"),
+    (lambda t: t.drop(schema.TITLE), "lacks column(s) ['title']"),
     (lambda t: pl.concat([t, t.head(1)]), "given twice"),
-    (lambda t: t.with_columns(pl.col(S.ITEM_ID).str.replace("new_", "")), "already in the catalogue"),
+    (lambda t: t.with_columns(pl.col(schema.ITEM_ID).str.replace("new_", "")), "already in the catalogue"),
 ])
 def test_bad_new_item_files_are_one_line_errors(tiny_raw, tiny_split, tmp_path, edit, says):
     path, _ = resubmit(tiny_raw, tiny_split, tmp_path, 2)
     edit(pl.read_csv(path, infer_schema=False)).write_csv(path)
     with pytest.raises(InputError) as err:
-        read_new_items(path, pl.read_parquet(tiny_split / S.ITEMS_FILE), tmp_path / "covers")
+        read_new_items(path, pl.read_parquet(tiny_split / schema.ITEMS_FILE), tmp_path / "covers")
     assert says in str(err.value) and "\n" not in str(err.value)
 
 
 def test_missing_covers_directory_is_named(tiny_raw, tiny_split, tmp_path):
     path, _ = resubmit(tiny_raw, tiny_split, tmp_path, 2)
     with pytest.raises(InputError, match="no_such_dir: no such covers directory"):
-        read_new_items(path, pl.read_parquet(tiny_split / S.ITEMS_FILE), tmp_path / "no_such_dir")
+        read_new_items(path, pl.read_parquet(tiny_split / schema.ITEMS_FILE), tmp_path / "no_such_dir")

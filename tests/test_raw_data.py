@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from real_params import real_section
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.data.dataset import SplitData
 from pixrec.data.raw import RawDataError
 from pixrec.data.sources import DataConfig, materialise
@@ -20,7 +20,7 @@ from pixrec.data.split import SplitConfig, split_raw
 from pixrec.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
-ITEMS_HEADER = ",".join(S.ITEM_COLUMNS)
+ITEMS_HEADER = ",".join(schema.ITEM_COLUMNS)
 ITEMS = ITEMS_HEADER + "\n" + "".join(f"i{k},{k},1,2,3,4,5,6,title {k},tag,d\n" for k in range(1, 7))
 
 
@@ -32,8 +32,8 @@ def local_config(src: Path, **overrides) -> DataConfig:
 
 def write_raw(root: Path, interactions: str, items: str = ITEMS, encoding: str = "utf-8") -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / S.RAW_INTERACTIONS).write_text(interactions, encoding="utf-8")
-    (root / S.RAW_ITEMS).write_bytes(items.encode(encoding))
+    (root / schema.RAW_INTERACTIONS).write_text(interactions, encoding="utf-8")
+    (root / schema.RAW_ITEMS).write_bytes(items.encode(encoding))
     return root
 
 
@@ -47,7 +47,7 @@ def test_timestamp_ties_keep_the_file_order(tmp_path):
     raw = write_raw(tmp_path / "raw", "item_id,user_id,timestamp\ni5,u1,100\ni1,u1,100\ni3,u1,100\n"
                                       "i6,u2,100\ni2,u2,100\ni4,u2,50\n")
     _, data = split(raw, tmp_path / "split")
-    ids = data.items[S.ITEM_ID].to_list()
+    ids = data.items[schema.ITEM_ID].to_list()
     assert [ids[i] for i in data.test.items] == ["i3", "i2"]  # sorting by item id would give i5, i6
     assert [ids[i] for i in data.valid.items] == ["i1", "i6"]
 
@@ -64,7 +64,7 @@ def test_seconds_milliseconds_iso_and_negative_timestamps(tmp_path):
     assert examples["interactions: negative timestamp (row dropped)"][0]["_row"] == 6
     assert counts["interactions: timestamp >= 1e+14 (row dropped)"] == 1
     assert counts["interactions: missing or unparsable timestamp"] == 1
-    ids = data.items[S.ITEM_ID].to_list()
+    ids = data.items[schema.ITEM_ID].to_list()
     order = sorted(zip(data.train.timestamps.tolist() + data.valid.timestamps.tolist()
                        + data.test.timestamps.tolist(),
                        [ids[i] for i in [*data.train.items, *data.valid.items, *data.test.items]],
@@ -79,7 +79,7 @@ def test_unusable_timestamps_name_the_cause_and_the_users_file(tmp_path):
     with pytest.raises(RawDataError) as err:
         materialise(config, tmp_path / "raw")
     message = str(err.value)
-    assert str(src / S.RAW_INTERACTIONS) in message
+    assert str(src / schema.RAW_INTERACTIONS) in message
     assert "2 of 2 rows: missing or unparsable timestamp" in message
     assert "'yesterday'" in message and "ISO 8601" in message
 
@@ -90,23 +90,23 @@ def test_non_utf8_items_are_refused_or_converted_by_data_encoding(tmp_path):
     src = write_raw(tmp_path / "src", inter, items, encoding="latin-1")
     with pytest.raises(RawDataError, match=r"item_info\.csv: line 2 .* not valid utf-8.*data\.encoding"):
         split_raw(src, tmp_path / "split", SplitConfig(min_user_interactions=3, cold_cut_quantile=0.9))
-    with pytest.raises(RawDataError, match=str(src / S.RAW_ITEMS)):  # download names the user's file
+    with pytest.raises(RawDataError, match=str(src / schema.RAW_ITEMS)):  # download names the user's file
         materialise(local_config(src), tmp_path / "raw")
     summary = materialise(local_config(src, encoding="latin-1"), tmp_path / "raw")
     assert summary["encoding"] == "iso8859-1" and summary["files_linked"] == 0  # both converted
     _, data = split(tmp_path / "raw", tmp_path / "split")
-    assert data.items[S.TITLE][0] == "Café crème"  # converted, not replaced by U+FFFD
+    assert data.items[schema.TITLE][0] == "Café crème"  # converted, not replaced by U+FFFD
 
 
 def test_any_column_order_in_download_and_split(tmp_path):
-    cols = list(reversed(S.ITEM_COLUMNS))
+    cols = list(reversed(schema.ITEM_COLUMNS))
     items = pl.read_csv(ITEMS.encode(), infer_schema=False).select(cols).write_csv()
     inter = "timestamp,user_id,item_id,extra\n" + "".join(f"{k},u1,i{k},x\n" for k in range(1, 4))
     src = write_raw(tmp_path / "src", inter, items)
     materialise(local_config(src), tmp_path / "raw")
     _, data = split(tmp_path / "raw", tmp_path / "split")
-    assert data.items[S.TITLE][0] == "title 1" and data.items["view_number"][2] == 3.0
-    assert [data.items[S.ITEM_ID].to_list()[i] for i in data.test.items] == ["i3"]
+    assert data.items[schema.TITLE][0] == "title 1" and data.items["view_number"][2] == 3.0
+    assert [data.items[schema.ITEM_ID].to_list()[i] for i in data.test.items] == ["i3"]
 
 
 def test_one_reader_refuses_a_short_row_in_download_and_split_alike(tmp_path):

@@ -18,7 +18,7 @@ from dvc_repo import TINY_REPRO, dvc_env, make_dvc_repo, run_dvc
 from test_evaluator import Table
 
 import pixrec
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.errors import InputError
 from pixrec.serve.recommendations import lists_frame
 from pixrec.serve.topk import top_k_unseen
@@ -48,8 +48,8 @@ def test_top_k_leaves_out_seen_and_unrankable_items():
     np.testing.assert_array_equal(top.scores[2], np.array([0.2, INF, INF], dtype=np.float32))
     assert top.n_short == 1
     frame = lists_frame(top, np.array(["a", "b", "c"], dtype=object), np.array(list("vwxyz"), dtype=object))
-    assert frame.filter(pl.col(S.USER_ID) == "c").rows() == [("c", 1, "x", pytest.approx(0.2))]
-    assert frame.height == 7 and frame[S.REC_RANK].to_list()[:3] == [1, 2, 3]
+    assert frame.filter(pl.col(schema.USER_ID) == "c").rows() == [("c", 1, "x", pytest.approx(0.2))]
+    assert frame.height == 7 and frame[schema.REC_RANK].to_list()[:3] == [1, 2, 3]
 
 
 def test_blocks_of_any_size_give_the_lists_of_a_full_sort():
@@ -102,45 +102,48 @@ def test_stage_lists_are_the_evaluators_top10(repo):
     manifest = json.loads((repo / "data/recommendations/meta.json").read_text())
     assert manifest["headline"] == "two_tower" and manifest["k"] == 10
     assert set(manifest["models"]) == {"two_tower", "fusion", "item_knn", "most_popular", "content_knn"}
-    users = pl.read_parquet(repo / "data/split/users.parquet").select(S.USER_IDX, S.USER_ID)
-    items = pl.read_parquet(repo / "data/split/items.parquet")[S.ITEM_ID].to_numpy()
+    users = pl.read_parquet(repo / "data/split/users.parquet").select(schema.USER_IDX, schema.USER_ID)
+    items = pl.read_parquet(repo / "data/split/items.parquet")[schema.ITEM_ID].to_numpy()
     evaluated = pl.read_parquet(repo / "data/eval/top10.parquet")
     for model in manifest["models"]:
         ours = pl.read_parquet(repo / "data/recommendations" / f"{model}.parquet")
-        theirs = evaluated.filter(pl.col(S.EVAL_MODEL) == model).join(users, on=S.USER_IDX)
+        theirs = evaluated.filter(pl.col(schema.EVAL_MODEL) == model).join(users, on=schema.USER_IDX)
         assert theirs.height > 100
-        lists = ours.group_by(S.USER_ID, maintain_order=True).agg(pl.col(S.ITEM_ID))
-        lists = dict(zip(lists[S.USER_ID], lists[S.ITEM_ID].to_list(), strict=True))
-        for user_id, top in zip(theirs[S.USER_ID], theirs[S.EVAL_TOP_ITEMS].to_list(), strict=True):
+        lists = ours.group_by(schema.USER_ID, maintain_order=True).agg(pl.col(schema.ITEM_ID))
+        lists = dict(zip(lists[schema.USER_ID], lists[schema.ITEM_ID].to_list(), strict=True))
+        for user_id, top in zip(theirs[schema.USER_ID], theirs[schema.EVAL_TOP_ITEMS].to_list(), strict=True):
             assert lists[user_id] == [items[i] for i in top if i >= 0], (model, user_id)
 
 
 @pytest.mark.slow
 def test_every_user_gets_k_unseen_items_best_first(repo):
     split = repo / "data/split"
-    seen = pl.concat([pl.read_parquet(split / S.TRAIN_FILE), pl.read_parquet(split / S.VALID_FILE)])
-    users = pl.read_parquet(split / S.USERS_FILE)
-    ids = seen.join(users.select(S.USER_IDX, S.USER_ID), on=S.USER_IDX).join(
-        pl.read_parquet(split / S.ITEMS_FILE).select(S.ITEM_IDX, S.ITEM_ID), on=S.ITEM_IDX)
+    seen = pl.concat([pl.read_parquet(split / schema.TRAIN_FILE), pl.read_parquet(split / schema.VALID_FILE)])
+    users = pl.read_parquet(split / schema.USERS_FILE)
+    ids = seen.join(users.select(schema.USER_IDX, schema.USER_ID), on=schema.USER_IDX).join(
+        pl.read_parquet(split / schema.ITEMS_FILE).select(schema.ITEM_IDX, schema.ITEM_ID),
+        on=schema.ITEM_IDX)
     recs = pl.read_parquet(repo / "data/recommendations/two_tower.parquet")
-    assert recs.columns == [S.USER_ID, S.REC_RANK, S.ITEM_ID, S.REC_SCORE]
-    assert recs.height == 10 * users.height and recs[S.USER_ID].n_unique() == users.height
-    assert recs.join(ids, on=[S.USER_ID, S.ITEM_ID]).height == 0  # nothing the user has seen
-    per_user = recs.group_by(S.USER_ID).agg(pl.col(S.REC_RANK), pl.col(S.REC_SCORE).diff().max().alias("up"))
-    assert all(r == list(range(1, 11)) for r in per_user[S.REC_RANK].to_list())
+    assert recs.columns == [schema.USER_ID, schema.REC_RANK, schema.ITEM_ID, schema.REC_SCORE]
+    assert recs.height == 10 * users.height and recs[schema.USER_ID].n_unique() == users.height
+    assert recs.join(ids, on=[schema.USER_ID, schema.ITEM_ID]).height == 0  # nothing the user has seen
+    per_user = recs.group_by(schema.USER_ID).agg(pl.col(schema.REC_RANK),
+                                                 pl.col(schema.REC_SCORE).diff().max().alias("up"))
+    assert all(r == list(range(1, 11)) for r in per_user[schema.REC_RANK].to_list())
     assert per_user["up"].max() <= 0  # scores never rise down a list
 
 
 @pytest.mark.slow
 def test_command_and_api_show_history_and_the_stored_list(repo):
-    user = pl.read_parquet(repo / "data/split/users.parquet")[S.USER_ID][3]
-    stored = pl.read_parquet(repo / "data/recommendations/item_knn.parquet").filter(pl.col(S.USER_ID) == user)
+    user = pl.read_parquet(repo / "data/split/users.parquet")[schema.USER_ID][3]
+    stored = (pl.read_parquet(repo / "data/recommendations/item_knn.parquet")
+              .filter(pl.col(schema.USER_ID) == user))
     proc = pixrec_cli(repo, "recommend", "--user", user, "--model", "item_knn", "--k", "4", "--json")
     assert proc.returncode == 0, proc.stderr
     shown = json.loads(proc.stdout)
     assert shown["model"] == "item_knn" and [u["user_id"] for u in shown["users"]] == [user]
     recs = shown["users"][0]["recommendations"]
-    assert [r["item_id"] for r in recs] == stored[S.ITEM_ID].to_list()[:4]
+    assert [r["item_id"] for r in recs] == stored[schema.ITEM_ID].to_list()[:4]
     assert all(r["title"] is not None or r["tag"] is not None for r in recs)
     history = shown["users"][0]["history"]
     times = [h["timestamp"] for h in history]
@@ -150,12 +153,12 @@ def test_command_and_api_show_history_and_the_stored_list(repo):
     assert ws.headline == "two_tower"
     head = ws.recommend([user], k=10)
     stored = pl.read_parquet(repo / "data/recommendations/two_tower.parquet")
-    stored = stored.filter(pl.col(S.USER_ID) == user)
-    assert head[S.ITEM_ID].to_list() == stored[S.ITEM_ID].to_list()
+    stored = stored.filter(pl.col(schema.USER_ID) == user)
+    assert head[schema.ITEM_ID].to_list() == stored[schema.ITEM_ID].to_list()
     assert {"title", "tag"} <= set(head.columns)
     text = pixrec_cli(repo, "recommend", "--user", user)
     assert text.returncode == 0 and "top 10 unseen by two_tower" in text.stdout
-    assert stored[S.ITEM_ID][0] in text.stdout and history[-1]["item_id"] in text.stdout
+    assert stored[schema.ITEM_ID][0] in text.stdout and history[-1]["item_id"] in text.stdout
 
 
 @pytest.mark.slow
@@ -165,7 +168,7 @@ def test_command_and_api_show_history_and_the_stored_list(repo):
     (("--user", "{user}", "--k", "11"), "raise recommend.k"),
 ])
 def test_bad_queries_are_one_line(repo, args, says):
-    user = pl.read_parquet(repo / "data/split/users.parquet")[S.USER_ID][0]
+    user = pl.read_parquet(repo / "data/split/users.parquet")[schema.USER_ID][0]
     line = one_line_error(pixrec_cli(repo, "recommend", *(a.format(user=user) for a in args)))
     assert says in line
 
@@ -207,13 +210,13 @@ def test_headline_table_leads_dvc_exp_show(repo):
 
 def topic_of(repo: Path) -> dict[str, int]:
     """Each catalogue item's latent topic (the synthetic source's diagnostics; no stage reads them)."""
-    truth = pl.read_parquet(repo / "data/raw" / S.RAW_TRUTH / "items.parquet")
-    return dict(zip(truth[S.ITEM_ID], truth["topic"], strict=True))
+    truth = pl.read_parquet(repo / "data/raw" / schema.RAW_TRUTH / "items.parquet")
+    return dict(zip(truth[schema.ITEM_ID], truth["topic"], strict=True))
 
 
 def topic_precision(nearest: pl.DataFrame, topic: dict[str, int], of: dict[str, int]) -> float:
     """Mean share of each item's listed neighbours that share its topic (``of``: the item's topic)."""
-    same = [topic[n] == of[i] for i, n in zip(nearest[S.ITEM_ID], nearest["neighbour_id"], strict=True)]
+    same = [topic[n] == of[i] for i, n in zip(nearest[schema.ITEM_ID], nearest["neighbour_id"], strict=True)]
     return float(np.mean(same))
 
 
@@ -221,24 +224,25 @@ def write_new_items(repo: Path, out: Path, topics: list[int], per_topic: int) ->
     """Items made after training, none in item_info.csv: for each topic, fresh titles and descriptions
     drawn from its vocabulary, its tag, and a cover of its visual style (another item's of the topic)
     -> ``out/new.csv`` and ``out/covers``; {new item_id: topic}."""
-    truth = repo / "data/raw" / S.RAW_TRUTH
+    truth = repo / "data/raw" / schema.RAW_TRUTH
     vocab = pl.read_parquet(truth / "topics.parquet")
-    items = pl.read_parquet(repo / "data/split/items.parquet").filter(pl.col(S.COVER_PATH).is_not_null())
+    items = pl.read_parquet(repo / "data/split/items.parquet").filter(pl.col(schema.COVER_PATH).is_not_null())
     topic = topic_of(repo)
     rng = np.random.default_rng(5)
     rows, made = [], {}
     (out / "covers").mkdir(parents=True)
     for t in topics:
         words, tag = vocab["vocabulary"][t].to_list(), vocab["tag_name"][t]
-        donors = [c for i, c in zip(items[S.ITEM_ID], items[S.COVER_PATH], strict=True) if topic[i] == t]
+        donors = [c for i, c in zip(items[schema.ITEM_ID], items[schema.COVER_PATH], strict=True)
+                  if topic[i] == t]
         for j in range(per_topic):
             item_id = f"new_{t}_{j}"
             title, description = (" ".join(rng.choice(words, n)).capitalize() for n in (5, 15))
-            rows.append({S.ITEM_ID: item_id, **dict.fromkeys(S.COUNT_COLUMNS, ""), S.TITLE: title,
-                         S.TAG: tag, S.DESCRIPTION: description + "."})
+            rows.append({schema.ITEM_ID: item_id, **dict.fromkeys(schema.COUNT_COLUMNS, ""),
+                         schema.TITLE: title, schema.TAG: tag, schema.DESCRIPTION: description + "."})
             shutil.copy(repo / "data/raw" / donors[j % len(donors)], out / "covers" / f"{item_id}.jpg")
             made[item_id] = t
-    pl.DataFrame(rows).select(S.ITEM_COLUMNS).write_csv(out / "new.csv")
+    pl.DataFrame(rows).select(schema.ITEM_COLUMNS).write_csv(out / "new.csv")
     return made
 
 
@@ -251,14 +255,15 @@ def test_new_items_land_near_their_topic_and_in_users_lists(repo, tmp_path):
     topic = topic_of(repo)
     ws = pixrec.load(repo)
     placed = ws.score_new_items(tmp_path / "new.csv", tmp_path / "covers", k=10, users=1000)
-    assert placed.items[S.ITEM_ID].to_list() == list(made)
+    assert placed.items[schema.ITEM_ID].to_list() == list(made)
     base = max(np.mean([topic[i] == t for i in topic]) for t in set(made.values()))
     assert topic_precision(placed.nearest, topic, made) > max(3 * base, 0.4)
     stored = pl.read_parquet(repo / "data/recommendations/two_tower.parquet")
-    tenth = stored.filter(pl.col(S.REC_RANK) == 10).select(S.USER_ID, pl.col(S.REC_SCORE).alias("tenth"))
-    hits = placed.users.join(tenth, on=S.USER_ID)
+    tenth = (stored.filter(pl.col(schema.REC_RANK) == 10)
+             .select(schema.USER_ID, pl.col(schema.REC_SCORE).alias("tenth")))
+    hits = placed.users.join(tenth, on=schema.USER_ID)
     assert hits.height == placed.users.height == placed.items["n_users"].sum()
-    assert (hits[S.REC_SCORE] >= hits["tenth"]).all()  # catalogue scores unmoved: it beat the 10th
+    assert (hits[schema.REC_SCORE] >= hits["tenth"]).all()  # catalogue scores unmoved: it beat the 10th
     proc = pixrec_cli(repo, "score-new", "--items", str(tmp_path / "new.csv"), "--covers",
                       str(tmp_path / "covers"), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -266,7 +271,7 @@ def test_new_items_land_near_their_topic_and_in_users_lists(repo, tmp_path):
     assert shown["model"] == "two_tower" and [i["item_id"] for i in shown["items"]] == list(made)
     first = shown["items"][0]
     assert [n["neighbour_id"] for n in first["nearest"]] == placed.nearest.filter(
-        pl.col(S.ITEM_ID) == first["item_id"])["neighbour_id"].to_list()
+        pl.col(schema.ITEM_ID) == first["item_id"])["neighbour_id"].to_list()
 
 
 @pytest.mark.slow
@@ -274,11 +279,11 @@ def test_similar_works_for_cold_items(repo):
     """Cold items (no training interaction) have vectors from content: neighbours, best first, never
     the item itself, mostly of the item's own topic."""
     items = pl.read_parquet(repo / "data/split/items.parquet")
-    cold = items.filter(pl.col(S.IS_COLD))[S.ITEM_ID].to_list()
+    cold = items.filter(pl.col(schema.IS_COLD))[schema.ITEM_ID].to_list()
     assert len(cold) >= 5
     topic = topic_of(repo)
     found = pixrec.load(repo).similar(cold, k=5)
-    assert found.height == 5 * len(cold) and not (found[S.ITEM_ID] == found["neighbour_id"]).any()
+    assert found.height == 5 * len(cold) and not (found[schema.ITEM_ID] == found["neighbour_id"]).any()
     base = max(np.mean([topic[i] == t for i in topic]) for t in set(topic.values()))
     assert topic_precision(found, topic, topic) > 2 * base
     proc = pixrec_cli(repo, "similar", "--item", cold[0], "--k", "5", "--json")
@@ -300,9 +305,9 @@ def test_similar_works_for_cold_items(repo):
      "model 'two_tower' is not trained; run dvc repro train-two-tower"),
 ])
 def test_bad_similar_and_score_new_input_is_one_line(repo, tmp_path, args, says):
-    item = pl.read_parquet(repo / "data/split/items.parquet")[S.ITEM_ID][0]
+    item = pl.read_parquet(repo / "data/split/items.parquet")[schema.ITEM_ID][0]
     write_new_items(repo, tmp_path, topics=[1], per_topic=1)
-    pl.read_csv(tmp_path / "new.csv", infer_schema=False).drop(S.TITLE).write_csv(tmp_path / "bad.csv")
+    pl.read_csv(tmp_path / "new.csv", infer_schema=False).drop(schema.TITLE).write_csv(tmp_path / "bad.csv")
     untrained = tmp_path / "untrained"  # split and lists there, no models/
     for part in ("data/split", "data/recommendations"):
         shutil.copytree(repo / part, untrained / part)

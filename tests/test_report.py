@@ -18,7 +18,7 @@ import yaml
 from PIL import Image
 from real_params import real_config, real_section
 
-from pixrec import schema as S
+from pixrec import schema
 
 N_USERS, N_ITEMS, N_NEW, TAGS = 40, 60, 6, ("music", "food", "games", "travel")
 BASELINES = ["random", "most_popular", "item_knn", "user_knn", "content_knn"]
@@ -57,7 +57,7 @@ class Named:
 
 # --- fixture: a tiny raw dataset, its real split, tuning and evaluation ------------------------------
 def _write_raw(raw: Path, rng: np.random.Generator) -> None:
-    (raw / S.RAW_COVERS).mkdir(parents=True)
+    (raw / schema.RAW_COVERS).mkdir(parents=True)
     rows = []
     for u in range(N_USERS):
         items = rng.choice(N_ITEMS - N_NEW, size=int(rng.integers(6, 10)), replace=False)
@@ -65,17 +65,17 @@ def _write_raw(raw: Path, rng: np.random.Generator) -> None:
             items = np.append(items, N_ITEMS - N_NEW + u % N_NEW)
         t0 = 1_600_000_000 + int(rng.integers(0, 10_000))
         rows += [(f"i{i}", f"u{u}", t0 + 100 * j) for j, i in enumerate(items)]
-    with open(raw / S.RAW_INTERACTIONS, "w", newline="") as f:
-        csv.writer(f).writerows([S.INTERACTION_COLUMNS, *rows])
-    with open(raw / S.RAW_ITEMS, "w", newline="", encoding="utf-8") as f:
+    with open(raw / schema.RAW_INTERACTIONS, "w", newline="") as f:
+        csv.writer(f).writerows([schema.INTERACTION_COLUMNS, *rows])
+    with open(raw / schema.RAW_ITEMS, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(S.ITEM_COLUMNS)
+        w.writerow(schema.ITEM_COLUMNS)
         for i in range(N_ITEMS):
-            counts = [int(x) for x in rng.integers(0, 5000, len(S.COUNT_COLUMNS))]
+            counts = [int(x) for x in rng.integers(0, 5000, len(schema.COUNT_COLUMNS))]
             title = "Café <b>&amp; noodles</b>, ünïcode" if i == 7 else ("" if i == 8 else f"item {i} title")
             w.writerow([f"i{i}", *counts, title, TAGS[i % len(TAGS)], f"about item {i}"])
     for i in range(N_ITEMS):
-        path = raw / S.RAW_COVERS / f"i{i}.jpg"
+        path = raw / schema.RAW_COVERS / f"i{i}.jpg"
         if i in (3, 4):
             continue  # missing covers
         if i == 5:
@@ -85,7 +85,7 @@ def _write_raw(raw: Path, rng: np.random.Generator) -> None:
         img = Image.new("RGB", (64, 48), colour)
         img.paste((255 - colour[0], 40, 90), (8, 8, 30, 30))
         img.save(path, quality=85)
-    (raw / S.RAW_TRUTH).mkdir()  # what the synthetic source writes beside its data
+    (raw / schema.RAW_TRUTH).mkdir()  # what the synthetic source writes beside its data
 
 
 def _tune_and_evaluate(p: dict[str, Path], data) -> None:
@@ -144,8 +144,9 @@ def make_report_inputs(root: Path, seed: int = 0) -> dict[str, Path]:
     for side, dim in (("image", 6), ("text", 8)):
         d = p["embeddings"] / side
         d.mkdir(parents=True)
-        np.save(d / S.EMB_FILE, rng.standard_normal((data.n_items, dim)).astype(np.float32))
-        np.save(d / S.EMB_MASK_FILE, data.items[S.COVER_PATH].is_not_null().to_numpy() | (side == "text"))
+        np.save(d / schema.EMB_FILE, rng.standard_normal((data.n_items, dim)).astype(np.float32))
+        has_cover = data.items[schema.COVER_PATH].is_not_null().to_numpy()
+        np.save(d / schema.EMB_MASK_FILE, has_cover | (side == "text"))
     p["metrics"].mkdir()
     _tune_and_evaluate(p, data)
     _train_logs(p, rng)
@@ -294,13 +295,13 @@ def test_ranks_and_lists_shown_are_the_evaluators(report):
     from pixrec.data.dataset import SplitData
 
     data = SplitData.load(report["split"])
-    item_id = data.items[S.ITEM_ID].to_list()
-    user_of = {u: i for i, u in enumerate(data.users[S.USER_ID].to_list())}
-    ranks = pl.read_parquet(report["eval"] / S.EVAL_RANKS_FILE).filter(
+    item_id = data.items[schema.ITEM_ID].to_list()
+    user_of = {u: i for i, u in enumerate(data.users[schema.USER_ID].to_list())}
+    ranks = pl.read_parquet(report["eval"] / schema.EVAL_RANKS_FILE).filter(
         (pl.col("model") == "two_tower") & (pl.col("protocol") == "full"))
-    rank_of = dict(zip(ranks[S.USER_IDX].to_list(), ranks["rank"].to_list(), strict=True))
-    top = pl.read_parquet(report["eval"] / S.EVAL_TOP_FILE).filter(pl.col("model") == "two_tower")
-    top_of = dict(zip(top[S.USER_IDX].to_list(), top["top_items"].to_list(), strict=True))
+    rank_of = dict(zip(ranks[schema.USER_IDX].to_list(), ranks["rank"].to_list(), strict=True))
+    top = pl.read_parquet(report["eval"] / schema.EVAL_TOP_FILE).filter(pl.col("model") == "two_tower")
+    top_of = dict(zip(top[schema.USER_IDX].to_list(), top["top_items"].to_list(), strict=True))
     base, knobs = FITTED["two_tower"]
     scores = make_baseline(base, FitContext(data, None, 0), knobs).score_all(np.arange(data.n_users))
     seen = data.seen_matrix.toarray().astype(bool)
@@ -331,8 +332,8 @@ def test_examples_hold_history_and_mask_it_like_evaluation(report):
     from pixrec.data.dataset import SplitData
 
     data = SplitData.load(report["split"])
-    item_id = data.items[S.ITEM_ID].to_list()
-    user_of = {u: i for i, u in enumerate(data.users[S.USER_ID].to_list())}
+    item_id = data.items[schema.ITEM_ID].to_list()
+    user_of = {u: i for i, u in enumerate(data.users[schema.USER_ID].to_list())}
     test_item = dict(zip(data.test.users.tolist(), data.test.items.tolist(), strict=True))
     page = parse(report["out"] / "index.html")
     hits = 0
@@ -436,11 +437,11 @@ def test_eval_outputs_of_another_split_are_an_input_error(report, tmp_path):
     from pixrec.errors import InputError
     from pixrec.report.inputs import read_model_ranks
 
-    ranks = pl.read_parquet(report["eval"] / S.EVAL_RANKS_FILE)
+    ranks = pl.read_parquet(report["eval"] / schema.EVAL_RANKS_FILE)
     bad = tmp_path / "eval"
     bad.mkdir()
-    ranks.with_columns(pl.col(S.ITEM_IDX) + 1000).write_parquet(bad / S.EVAL_RANKS_FILE)
-    (bad / S.EVAL_TOP_FILE).write_bytes((report["eval"] / S.EVAL_TOP_FILE).read_bytes())
+    ranks.with_columns(pl.col(schema.ITEM_IDX) + 1000).write_parquet(bad / schema.EVAL_RANKS_FILE)
+    (bad / schema.EVAL_TOP_FILE).write_bytes((report["eval"] / schema.EVAL_TOP_FILE).read_bytes())
     with pytest.raises(InputError, match=r"ranks.parquet: two_tower's item_idx \d+ is outside"):
         read_model_ranks(bad, "two_tower", N_USERS, N_ITEMS)
 
@@ -493,7 +494,7 @@ def test_missing_and_corrupt_covers_become_labelled_placeholders(report):
 
     data = SplitData.load(report["split"])
     thumbs = Thumbnails(report["raw"], data.items, 40)
-    idx = {v: i for i, v in enumerate(data.items[S.ITEM_ID].to_list())}
+    idx = {v: i for i, v in enumerate(data.items[schema.ITEM_ID].to_list())}
     for item, note in (("i3", "no cover"), ("i5", "unreadable cover"), ("i9", None)):
         t = thumbs(idx[item])
         assert t.note == note

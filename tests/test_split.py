@@ -12,21 +12,21 @@ import polars as pl
 import pytest
 from real_params import real_config
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.data.dataset import SplitData
 from pixrec.data.raw import RawDataError
 from pixrec.data.split import SplitConfig, split_raw
 
-ITEMS_HEADER = ",".join(S.ITEM_COLUMNS)
+ITEMS_HEADER = ",".join(schema.ITEM_COLUMNS)
 
 
 def write_raw(root: Path, interactions: str, items: str, covers: tuple[str, ...] = ()) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / S.RAW_INTERACTIONS).write_text(interactions, encoding="utf-8")
-    (root / S.RAW_ITEMS).write_text(items, encoding="utf-8")
-    (root / S.RAW_COVERS).mkdir(exist_ok=True)
+    (root / schema.RAW_INTERACTIONS).write_text(interactions, encoding="utf-8")
+    (root / schema.RAW_ITEMS).write_text(items, encoding="utf-8")
+    (root / schema.RAW_COVERS).mkdir(exist_ok=True)
     for item in covers:
-        (root / S.RAW_COVERS / f"{item}.jpg").write_bytes(b"\xff\xd8")
+        (root / schema.RAW_COVERS / f"{item}.jpg").write_bytes(b"\xff\xd8")
     return root
 
 
@@ -59,8 +59,8 @@ def hand(tmp_path) -> tuple[dict, SplitData]:
 
 
 def pairs(part, data: SplitData) -> set[tuple[str, str]]:
-    uid = data.users[S.USER_ID].to_list()
-    iid = data.items[S.ITEM_ID].to_list()
+    uid = data.users[schema.USER_ID].to_list()
+    iid = data.items[schema.ITEM_ID].to_list()
     return {(uid[u], iid[i]) for u, i in zip(part.users.tolist(), part.items.tolist(), strict=True)}
 
 
@@ -84,11 +84,11 @@ def test_every_repair_is_counted_with_rows(hand):
     assert counts["items: empty title"] == 1 and counts["items: empty tag"] == 1
     assert counts["items: no cover file (masked by embed-images)"] == 2
     items = data.items
-    assert items[S.TITLE].to_list() == ["Hello", None, "Café 東京", "t"]
-    assert items[S.DESCRIPTION][0] == "a, b"  # the quoted comma survived
+    assert items[schema.TITLE].to_list() == ["Hello", None, "Café 東京", "t"]
+    assert items[schema.DESCRIPTION][0] == "a, b"  # the quoted comma survived
     assert items["view_number"].to_list() == [10.0, None, 5.0, 5.0]
-    assert items[S.COVER_PATH].to_list() == ["covers/i1.jpg", None, "covers/i3.jpg", None]
-    assert items[S.TAG_IDX].to_list() == [2, 2, 1, 0]
+    assert items[schema.COVER_PATH].to_list() == ["covers/i1.jpg", None, "covers/i3.jpg", None]
+    assert items[schema.TAG_IDX].to_list() == [2, 2, 1, 0]
     # rows kept + rows dropped add up to the file
     kept = len(data.train) + len(data.valid) + len(data.test)
     dropped = sum(v for k, v in counts.items() if k.startswith("interactions:"))
@@ -115,7 +115,7 @@ def test_malformed_interactions_name_file_and_row(tmp_path, content, message):
     raw = write_raw(tmp_path / "raw", content, HAND_ITEMS)
     with pytest.raises(RawDataError, match=message) as err:
         split_raw(raw, tmp_path / "split", real_config(SplitConfig))
-    assert str(raw / S.RAW_INTERACTIONS) in str(err.value)
+    assert str(raw / schema.RAW_INTERACTIONS) in str(err.value)
     assert not (tmp_path / "split").exists()  # nothing half-written
 
 
@@ -142,13 +142,14 @@ def test_stage_reports_bad_input_in_one_line(tmp_path):
 
 def test_tiny_dataset_has_no_leak_and_is_deterministic(tiny_raw, tiny_split, tmp_path):
     data = SplitData.load(tiny_split)
-    train = pl.read_parquet(tiny_split / S.TRAIN_FILE)
-    for name in (S.VALID_FILE, S.TEST_FILE):
+    train = pl.read_parquet(tiny_split / schema.TRAIN_FILE)
+    for name in (schema.VALID_FILE, schema.TEST_FILE):
         held = pl.read_parquet(tiny_split / name)
         # no held-out pair in train, and no training interaction of a user after their held-out one
-        assert held.join(train, on=[S.USER_IDX, S.ITEM_IDX]).height == 0
-        later = held.join(train, on=S.USER_IDX).filter(pl.col(S.TIMESTAMP) >= pl.col("timestamp_right"))
-        assert later.height == train.join(held, on=S.USER_IDX).height  # every train row is earlier
+        assert held.join(train, on=[schema.USER_IDX, schema.ITEM_IDX]).height == 0
+        later = (held.join(train, on=schema.USER_IDX)
+                 .filter(pl.col(schema.TIMESTAMP) >= pl.col("timestamp_right")))
+        assert later.height == train.join(held, on=schema.USER_IDX).height  # every train row is earlier
     assert len(data.test) > 0 and data.report["summary"]["n_cold_test"] > 0
     split_raw(tiny_raw, tmp_path / "again", real_config(SplitConfig))
 

@@ -7,7 +7,7 @@ import pytest
 from real_params import real_config
 from toy_split import random_split, write_split
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.baselines import FitContext
 from pixrec.config import ConfigError
 from pixrec.errors import InputError
@@ -58,7 +58,7 @@ def test_validation_view_ranks_valid_items_with_train_masked(split_dir):
     np.testing.assert_array_equal(view.test.items, full.valid.items)  # the targets are validation
     assert len(view.valid) == 0
     assert (view.seen_matrix != full.train_matrix).nnz == 0  # the mask is train only
-    assert S.FIRST_SEEN not in view.items.columns and S.IS_TEST_USER not in view.users.columns
+    assert schema.FIRST_SEEN not in view.items.columns and schema.IS_TEST_USER not in view.users.columns
 
 
 def test_choice_is_the_best_validation_ndcg(split_dir):
@@ -84,7 +84,7 @@ def test_tuning_never_reads_test(split_dir, tmp_path):
     no_test = tmp_path / "no_test"
     no_test.mkdir()
     for f in split_dir.iterdir():
-        if f.name != S.TEST_FILE:
+        if f.name != schema.TEST_FILE:
             (no_test / f.name).write_bytes(f.read_bytes())
     for directory in (no_test, _with_shuffled_test(split_dir, tmp_path / "shuffled")):
         other = tune_all(load_validation_split(directory), None, config(), log=quiet)
@@ -97,10 +97,10 @@ def _with_shuffled_test(src, dst):
     dst.mkdir()
     for f in src.iterdir():
         (dst / f.name).write_bytes(f.read_bytes())
-    test = pl.read_parquet(src / S.TEST_FILE)
+    test = pl.read_parquet(src / schema.TEST_FILE)
     perm = np.random.default_rng(0).permutation(test.height)
-    shuffled = test.with_columns(pl.Series(S.ITEM_IDX, test[S.ITEM_IDX].to_numpy()[perm]))
-    shuffled.write_parquet(dst / S.TEST_FILE)
+    shuffled = test.with_columns(pl.Series(schema.ITEM_IDX, test[schema.ITEM_IDX].to_numpy()[perm]))
+    shuffled.write_parquet(dst / schema.TEST_FILE)
     return dst
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.data.dataset import Interactions, SplitData
 
 Pairs = list[tuple[int, int]] | np.ndarray
@@ -30,17 +30,17 @@ def make_split(n_users: int, n_items: int, train: Pairs, valid: Pairs = (), test
     n_train_items = np.bincount(tr.items, minlength=n_items).astype(np.int32)
     n_train_users = np.bincount(tr.users, minlength=n_users).astype(np.int32)
     items = pl.DataFrame({
-        S.ITEM_IDX: np.arange(n_items, dtype=np.int32),
-        S.ITEM_ID: [f"i{i}" for i in range(n_items)],
-        S.TAG_IDX: np.zeros(n_items, dtype=np.int32),
-        S.N_TRAIN: n_train_items,
-        S.IS_COLD: n_train_items == 0,
+        schema.ITEM_IDX: np.arange(n_items, dtype=np.int32),
+        schema.ITEM_ID: [f"i{i}" for i in range(n_items)],
+        schema.TAG_IDX: np.zeros(n_items, dtype=np.int32),
+        schema.N_TRAIN: n_train_items,
+        schema.IS_COLD: n_train_items == 0,
     })
     users = pl.DataFrame({
-        S.USER_IDX: np.arange(n_users, dtype=np.int32),
-        S.USER_ID: [f"u{u}" for u in range(n_users)],
-        S.N_TRAIN: n_train_users,
-        S.IS_TEST_USER: np.isin(np.arange(n_users), te.users),
+        schema.USER_IDX: np.arange(n_users, dtype=np.int32),
+        schema.USER_ID: [f"u{u}" for u in range(n_users)],
+        schema.N_TRAIN: n_train_users,
+        schema.IS_TEST_USER: np.isin(np.arange(n_users), te.users),
     })
     return SplitData(tr, va, te, users, items, {"summary": {}})
 
@@ -68,10 +68,11 @@ def write_split(data: SplitData, out: Path) -> Path:
     """Write ``data`` in the split stage's layout (readable by ``SplitData.load``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for part, name in ((data.train, S.TRAIN_FILE), (data.valid, S.VALID_FILE), (data.test, S.TEST_FILE)):
-        pl.DataFrame({S.USER_IDX: part.users, S.ITEM_IDX: part.items,
-                      S.TIMESTAMP: part.timestamps}).write_parquet(out / name)
-    data.users.write_parquet(out / S.USERS_FILE)
-    data.items.write_parquet(out / S.ITEMS_FILE)
-    (out / S.SPLIT_REPORT).write_text(json.dumps(data.report))
+    for part, name in ((data.train, schema.TRAIN_FILE), (data.valid, schema.VALID_FILE),
+                       (data.test, schema.TEST_FILE)):
+        pl.DataFrame({schema.USER_IDX: part.users, schema.ITEM_IDX: part.items,
+                      schema.TIMESTAMP: part.timestamps}).write_parquet(out / name)
+    data.users.write_parquet(out / schema.USERS_FILE)
+    data.items.write_parquet(out / schema.ITEMS_FILE)
+    (out / schema.SPLIT_REPORT).write_text(json.dumps(data.report))
     return out

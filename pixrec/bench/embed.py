@@ -47,14 +47,15 @@ def bench_image(config, items: pl.DataFrame, raw: Path, out_dir: Path, repeats: 
     """images/s of the embed-images stage vs its encoder's forward, on ``items`` with a cover."""
     import torch
 
-    from pixrec import schema as S
+    from pixrec import schema
     from pixrec.encoders.base import write_embedded
     from pixrec.encoders.image import CoverDataset, build_image_encoder, embed_images
 
-    items = items.filter(pl.col(S.COVER_PATH).is_not_null())
+    items = items.filter(pl.col(schema.COVER_PATH).is_not_null())
     n, bs = items.height, config.batch_size
     enc = build_image_encoder(config)
-    ds = CoverDataset([str(Path(raw) / p) for p in items[S.COVER_PATH]], enc.preprocess, config.min_cover_px)
+    covers = [str(Path(raw) / p) for p in items[schema.COVER_PATH]]
+    ds = CoverDataset(covers, enc.preprocess, config.min_cover_px)
     t = time.perf_counter()
     batches = [torch.stack([ds[i][0] for i in range(s, min(s + bs, n))]) for s in range(0, n, bs)]
     decode_s = time.perf_counter() - t
@@ -150,9 +151,9 @@ def bench_text_backends(config, items: pl.DataFrame, repeats: int = 1) -> list[d
 
 def read_text_items(path: Path) -> pl.DataFrame:
     """Items with item_id, title, tag, description from ``items.parquet`` or a PixelRec ``item_info.csv``."""
-    from pixrec import schema as S
+    from pixrec import schema
 
-    cols = [S.ITEM_ID, S.TITLE, S.TAG, S.DESCRIPTION]
+    cols = [schema.ITEM_ID, schema.TITLE, schema.TAG, schema.DESCRIPTION]
     if Path(path).suffix == ".parquet":
         return pl.read_parquet(path, columns=cols)
     return pl.read_csv(path, columns=cols, infer_schema=False)

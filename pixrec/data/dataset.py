@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from pixrec import schema as S
+from pixrec import schema
 
 
 @dataclass
@@ -26,9 +26,9 @@ class Interactions:
     def read(cls, path: Path) -> Interactions:
         df = pl.read_parquet(path)
         return cls(
-            df[S.USER_IDX].to_numpy().astype(np.int32, copy=False),
-            df[S.ITEM_IDX].to_numpy().astype(np.int32, copy=False),
-            df[S.TIMESTAMP].to_numpy().astype(np.int64, copy=False),
+            df[schema.USER_IDX].to_numpy().astype(np.int32, copy=False),
+            df[schema.ITEM_IDX].to_numpy().astype(np.int32, copy=False),
+            df[schema.TIMESTAMP].to_numpy().astype(np.int64, copy=False),
         )
 
     def __len__(self) -> int:
@@ -57,16 +57,16 @@ class SplitData:
     @classmethod
     def load(cls, split_dir: Path) -> SplitData:
         d = Path(split_dir)
-        for name in (S.TRAIN_FILE, S.VALID_FILE, S.TEST_FILE, S.USERS_FILE, S.ITEMS_FILE):
+        for name in (schema.TRAIN_FILE, schema.VALID_FILE, schema.TEST_FILE, schema.USERS_FILE, schema.ITEMS_FILE):
             if not (d / name).is_file():
                 raise FileNotFoundError(f"{d / name}: missing; run the split stage first")
         return cls(
-            train=Interactions.read(d / S.TRAIN_FILE),
-            valid=Interactions.read(d / S.VALID_FILE),
-            test=Interactions.read(d / S.TEST_FILE),
-            users=pl.read_parquet(d / S.USERS_FILE),
-            items=pl.read_parquet(d / S.ITEMS_FILE),
-            report=json.loads((d / S.SPLIT_REPORT).read_text()),
+            train=Interactions.read(d / schema.TRAIN_FILE),
+            valid=Interactions.read(d / schema.VALID_FILE),
+            test=Interactions.read(d / schema.TEST_FILE),
+            users=pl.read_parquet(d / schema.USERS_FILE),
+            items=pl.read_parquet(d / schema.ITEMS_FILE),
+            report=json.loads((d / schema.SPLIT_REPORT).read_text()),
         )
 
     @property
@@ -111,9 +111,9 @@ class SplitData:
     @cached_property
     def item_tags(self) -> np.ndarray:
         """(n_items,) int64 tag index, 0 = no tag."""
-        return self.items[S.TAG_IDX].to_numpy().astype(np.int64)
+        return self.items[schema.TAG_IDX].to_numpy().astype(np.int64)
 
     @cached_property
     def cold_items(self) -> np.ndarray:
         """(n_items,) bool: no training interaction."""
-        return self.items[S.IS_COLD].to_numpy()
+        return self.items[schema.IS_COLD].to_numpy()

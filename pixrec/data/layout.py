@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.errors import InputError
 
 INTERACTION_PATTERN = re.compile(r"^pixel.*\.csv$", re.IGNORECASE)
@@ -81,9 +81,9 @@ def find_layout(local_dir: str | None, interactions: str | None, items: str | No
     taken: list[str] = []
     found: dict[str, Path | None] = {}
     for role, value, guess in (
-        ("interactions", interactions, lambda: _named(root, (S.RAW_INTERACTIONS,), False)
+        ("interactions", interactions, lambda: _named(root, (schema.RAW_INTERACTIONS,), False)
          or _only(root, INTERACTION_PATTERN.match, "interactions file", "interactions")),
-        ("items", items, lambda: _named(root, (S.RAW_ITEMS,), False)),
+        ("items", items, lambda: _named(root, (schema.RAW_ITEMS,), False)),
         ("covers", covers, lambda: _named(root, COVER_DIRS, True)
          or _only(root, _is_cover_archive, "cover archive", "covers")),
     ):
@@ -93,7 +93,7 @@ def find_layout(local_dir: str | None, interactions: str | None, items: str | No
             path, how = guess(), "recognised name"
         found[role] = path
         taken.append(f"{role} <- {path} ({how})" if path else f"{role} <- none")
-    for role, names in (("interactions", f"{S.RAW_INTERACTIONS} or Pixel*.csv"), ("items", S.RAW_ITEMS)):
+    for role, names in (("interactions", f"{schema.RAW_INTERACTIONS} or Pixel*.csv"), ("items", schema.RAW_ITEMS)):
         if found[role] is None:
             raise LayoutError(f"{root}: no {role} file ({names}); name it in params.yaml "
                               f"data.local_files.{role}")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.errors import InputError
 
 EXAMPLES = 10  # row numbers kept per defect kind in the report
@@ -178,31 +178,31 @@ def _iso_seconds(text: pl.Expr) -> pl.Expr:
 
 def _timestamps(df: pl.DataFrame, report: RawReport) -> pl.DataFrame:
     """Add ``_ts`` (float seconds, null = unusable), counting ISO strings and millisecond values."""
-    text = pl.col(S.TIMESTAMP).str.strip_chars()
+    text = pl.col(schema.TIMESTAMP).str.strip_chars()
     df = df.with_columns(text.cast(pl.Float64, strict=False).alias("_num"))
     is_text = pl.col("_num").is_null() & (text != "")
     if df.select(is_text.any()).item():
         df = df.with_columns(pl.when(is_text).then(_iso_seconds(text)).alias("_iso"))
         report.add_mask("interactions: ISO 8601 timestamp (converted to unix seconds)", df,
-                        pl.col("_iso").is_not_null(), [S.TIMESTAMP])
+                        pl.col("_iso").is_not_null(), [schema.TIMESTAMP])
         df = df.with_columns(pl.coalesce("_num", "_iso").alias("_num"))
     ms = (pl.col("_num") >= MS_FROM) & (pl.col("_num") < TS_LIMIT)
-    report.add_mask("interactions: timestamp in milliseconds (divided by 1000)", df, ms, [S.TIMESTAMP])
+    report.add_mask("interactions: timestamp in milliseconds (divided by 1000)", df, ms, [schema.TIMESTAMP])
     return df.with_columns(pl.when(ms).then(pl.col("_num") / 1000.0).otherwise(pl.col("_num")).alias("_ts"))
 
 
 def read_interactions(path: Path, report: RawReport, encoding: str = "utf-8") -> pl.DataFrame:
     """``_row, item_id, user_id, timestamp`` (UInt32, Utf8, Utf8, Int64 seconds), bad rows dropped and
     counted; no usable row at all is an error naming the commonest cause."""
-    return parse_interactions(read_csv_text(path, S.INTERACTION_COLUMNS, encoding), Path(path), report)
+    return parse_interactions(read_csv_text(path, schema.INTERACTION_COLUMNS, encoding), Path(path), report)
 
 
 def parse_interactions(df: pl.DataFrame, path: Path, report: RawReport) -> pl.DataFrame:
     """:func:`read_interactions` on the text table ``df`` already read from ``path``."""
-    df = df.with_columns(pl.col(S.ITEM_ID).str.strip_chars(), pl.col(S.USER_ID).str.strip_chars())
+    df = df.with_columns(pl.col(schema.ITEM_ID).str.strip_chars(), pl.col(schema.USER_ID).str.strip_chars())
     df = _timestamps(df, report)
-    cols = [S.ITEM_ID, S.USER_ID, S.TIMESTAMP]
-    bad_id = (pl.col(S.ITEM_ID) == "") | (pl.col(S.USER_ID) == "")
+    cols = [schema.ITEM_ID, schema.USER_ID, schema.TIMESTAMP]
+    bad_id = (pl.col(schema.ITEM_ID) == "") | (pl.col(schema.USER_ID) == "")
     ts = pl.col("_ts")
     unparsable = ts.is_null() | ts.is_nan() | ts.is_infinite()
     negative = ~unparsable & (ts < 0)
@@ -216,8 +216,8 @@ def parse_interactions(df: pl.DataFrame, path: Path, report: RawReport) -> pl.Da
     keep = ~(bad_id | unparsable | negative | too_large)
     if df.select(keep.sum()).item() == 0:
         raise RawDataError(f"{path}: no usable interaction row; " + _commonest(df, report, list(drops)))
-    return df.filter(keep).select("_row", S.ITEM_ID, S.USER_ID,
-                                  pl.col("_ts").floor().cast(pl.Int64).alias(S.TIMESTAMP))
+    return df.filter(keep).select("_row", schema.ITEM_ID, schema.USER_ID,
+                                  pl.col("_ts").floor().cast(pl.Int64).alias(schema.TIMESTAMP))
 
 
 def _commonest(df: pl.DataFrame, report: RawReport, kinds: list[str]) -> str:
@@ -231,32 +231,32 @@ def _commonest(df: pl.DataFrame, report: RawReport, kinds: list[str]) -> str:
 # --- items ------------------------------------------------------------------------------------------------
 def read_items(path: Path, report: RawReport, encoding: str = "utf-8") -> pl.DataFrame:
     """Item table with counts as Float64 (null = missing), text as Utf8 (null = empty)."""
-    return parse_items(read_csv_text(Path(path), S.ITEM_COLUMNS, encoding), report)
+    return parse_items(read_csv_text(Path(path), schema.ITEM_COLUMNS, encoding), report)
 
 
 def parse_items(df: pl.DataFrame, report: RawReport) -> pl.DataFrame:
     """:func:`read_items` on the text table ``df`` already read."""
-    df = df.with_columns(pl.col(S.ITEM_ID).str.strip_chars())
-    bad_id = pl.col(S.ITEM_ID) == ""
-    report.add_mask("items: empty item_id (row dropped)", df, bad_id, [S.ITEM_ID, S.TITLE])
+    df = df.with_columns(pl.col(schema.ITEM_ID).str.strip_chars())
+    bad_id = pl.col(schema.ITEM_ID) == ""
+    report.add_mask("items: empty item_id (row dropped)", df, bad_id, [schema.ITEM_ID, schema.TITLE])
     df = df.filter(~bad_id)
-    dup = pl.col(S.ITEM_ID).is_duplicated() & ~pl.col(S.ITEM_ID).is_first_distinct()
-    report.add_mask("items: duplicated item_id (later row dropped)", df, dup, [S.ITEM_ID])
+    dup = pl.col(schema.ITEM_ID).is_duplicated() & ~pl.col(schema.ITEM_ID).is_first_distinct()
+    report.add_mask("items: duplicated item_id (later row dropped)", df, dup, [schema.ITEM_ID])
     df = df.filter(~dup)
 
     exprs = []
-    for col in S.COUNT_COLUMNS:
+    for col in schema.COUNT_COLUMNS:
         text = pl.col(col).str.strip_chars()
         value = text.cast(pl.Float64, strict=False)
         empty = text == ""
         report.add(f"items: {col} missing (imputed downstream)", df.select(empty.sum()).item())
         report.add_mask(f"items: {col} not a number (set missing)", df, ~empty & value.is_null(),
-                        [S.ITEM_ID, col])
+                        [schema.ITEM_ID, col])
         report.add_mask(f"items: {col} negative or non-finite (set missing)", df,
-                        (value < 0) | value.is_infinite() | value.is_nan(), [S.ITEM_ID, col])
+                        (value < 0) | value.is_infinite() | value.is_nan(), [schema.ITEM_ID, col])
         ok = value.is_finite() & (value >= 0)
         exprs.append(pl.when(ok).then(value).otherwise(None).alias(col))
-    for col in (S.TITLE, S.TAG, S.DESCRIPTION):
+    for col in (schema.TITLE, schema.TAG, schema.DESCRIPTION):
         text = pl.col(col).str.strip_chars()
         report.add(f"items: empty {col}", df.select((text == "").sum()).item())
         exprs.append(pl.when(text == "").then(None).otherwise(text).alias(col))
@@ -275,7 +275,7 @@ def list_covers(raw_dir: Path, report: RawReport | None = None) -> dict[str, str
     Where one item has several (``i1.jpg`` and ``i1.png``), the first suffix of
     :data:`COVER_SUFFIXES` wins and the others are counted.
     """
-    return list_cover_files(Path(raw_dir) / S.RAW_COVERS, report)
+    return list_cover_files(Path(raw_dir) / schema.RAW_COVERS, report)
 
 
 def list_cover_files(cover_dir: Path, report: RawReport | None = None) -> dict[str, str]:

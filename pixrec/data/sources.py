@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.config import ConfigError, from_mapping, section
 from pixrec.data.fetch import DownloadError, Fetched, archive_kind, download, extract, sha256_file
 from pixrec.data.layout import find_layout
@@ -146,7 +146,7 @@ def validate_csv(path: Path, expected: tuple[str, ...], encoding: str = "utf-8")
     rows. Anything the split would refuse (header, field count, encoding, no usable timestamp) is
     refused here, naming ``path`` — the user's file — and the row."""
     df = read_csv_text(path, expected, encoding)
-    if expected == S.INTERACTION_COLUMNS:
+    if expected == schema.INTERACTION_COLUMNS:
         parse_interactions(df, Path(path), RawReport())
     else:
         parse_items(df, RawReport())
@@ -204,12 +204,12 @@ def _covers_from(src: Path, out: Path, staging: Path, where: str, link: bool) ->
     if src.is_dir():
         files = [Path(d) / n for d, _, names in os.walk(src) for n in names]
         linked: list[bool] = []
-        n = _gather_covers(files, out / S.RAW_COVERS, where,
+        n = _gather_covers(files, out / schema.RAW_COVERS, where,
                            lambda a, b: linked.append(_place(a, b, link)))
         return {"n_covers": n, "covers_linked": sum(linked)}
     if archive_kind(src) is None:
         raise SourceError(f"{where}: {src} is neither a folder nor a zip, tar or 7z archive of covers")
-    n = _gather_covers(extract(src, staging), out / S.RAW_COVERS, where, os.replace)
+    n = _gather_covers(extract(src, staging), out / schema.RAW_COVERS, where, os.replace)
     shutil.rmtree(staging, ignore_errors=True)
     return {"n_covers": n, "covers_linked": 0}
 
@@ -226,12 +226,12 @@ def _no_covers(summary: dict[str, Any], why: str) -> None:
 def _local(config: DataConfig, out: Path, cache: Path) -> dict[str, Any]:
     files = config.local_files
     layout = find_layout(config.local_dir, files.interactions, files.items, files.covers)
-    rows = {S.RAW_INTERACTIONS: validate_csv(layout.interactions, S.INTERACTION_COLUMNS, config.encoding),
-            S.RAW_ITEMS: validate_csv(layout.items, S.ITEM_COLUMNS, config.encoding)}
+    rows = {schema.RAW_INTERACTIONS: validate_csv(layout.interactions, schema.INTERACTION_COLUMNS, config.encoding),
+            schema.RAW_ITEMS: validate_csv(layout.items, schema.ITEM_COLUMNS, config.encoding)}
     linked = sum(_place_csv(src, out / name, config.encoding, config.link)
-                 for name, src in ((S.RAW_INTERACTIONS, layout.interactions), (S.RAW_ITEMS, layout.items)))
+                 for name, src in ((schema.RAW_INTERACTIONS, layout.interactions), (schema.RAW_ITEMS, layout.items)))
     summary: dict[str, Any] = {
-        "source": "local", "n_interaction_rows": rows[S.RAW_INTERACTIONS], "n_item_rows": rows[S.RAW_ITEMS],
+        "source": "local", "n_interaction_rows": rows[schema.RAW_INTERACTIONS], "n_item_rows": rows[schema.RAW_ITEMS],
         "files_linked": linked, "encoding": codecs.lookup(config.encoding).name, "taken": list(layout.taken),
         "warnings": [],
     }
@@ -281,8 +281,8 @@ def _url(config: DataConfig, out: Path, cache: Path) -> dict[str, Any]:
     cfg = config.url
     cache.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {"source": "url", "files": {}, "warnings": []}
-    for key, name, expected in (("interactions", S.RAW_INTERACTIONS, S.INTERACTION_COLUMNS),
-                                ("items", S.RAW_ITEMS, S.ITEM_COLUMNS)):
+    for key, name, expected in (("interactions", schema.RAW_INTERACTIONS, schema.INTERACTION_COLUMNS),
+                                ("items", schema.RAW_ITEMS, schema.ITEM_COLUMNS)):
         url = getattr(cfg, key)
         got = _fetch(url, cache, key, getattr(cfg, f"{key}_sha256"), cfg.timeout_s)
         csv_path = _csv_from_download(got.path, name, url, out / f".{key}")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.config import ConfigError, section
 from pixrec.data.raw import RawDataError, RawReport, list_covers, read_interactions, read_items
 from pixrec.atomic import atomic_dir
@@ -40,19 +40,19 @@ class SplitConfig:
 
 def _interactions_with_items(raw_dir: Path, report: RawReport) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Valid interactions of known items, each (user, item) pair once (the earliest), and the items."""
-    inter = read_interactions(Path(raw_dir) / S.RAW_INTERACTIONS, report)
-    items = read_items(Path(raw_dir) / S.RAW_ITEMS, report)
-    unknown = ~pl.col(S.ITEM_ID).is_in(items[S.ITEM_ID].implode())
-    report.add_mask("interactions: item_id not in item_info.csv (dropped)", inter, unknown, [S.ITEM_ID])
+    inter = read_interactions(Path(raw_dir) / schema.RAW_INTERACTIONS, report)
+    items = read_items(Path(raw_dir) / schema.RAW_ITEMS, report)
+    unknown = ~pl.col(schema.ITEM_ID).is_in(items[schema.ITEM_ID].implode())
+    report.add_mask("interactions: item_id not in item_info.csv (dropped)", inter, unknown, [schema.ITEM_ID])
     inter = inter.filter(~unknown)
     # exact duplicate (user, item) pairs: keep the earliest (file order among equal times)
-    inter = inter.sort([S.USER_ID, S.ITEM_ID, S.TIMESTAMP, "_row"])
-    dup = pl.struct(S.USER_ID, S.ITEM_ID).is_first_distinct().not_()
+    inter = inter.sort([schema.USER_ID, schema.ITEM_ID, schema.TIMESTAMP, "_row"])
+    dup = pl.struct(schema.USER_ID, schema.ITEM_ID).is_first_distinct().not_()
     report.add_mask("interactions: repeated (user, item) pair collapsed to the earliest", inter, dup,
-                    [S.USER_ID, S.ITEM_ID])
+                    [schema.USER_ID, schema.ITEM_ID])
     inter = inter.filter(~dup)
     if inter.height == 0:
-        raise RawDataError(f"{raw_dir / S.RAW_INTERACTIONS}: no interaction left after validation "
+        raise RawDataError(f"{raw_dir / schema.RAW_INTERACTIONS}: no interaction left after validation "
                            f"({report.lines()})")
     return inter, items
 
@@ -60,23 +60,23 @@ def _interactions_with_items(raw_dir: Path, report: RawReport) -> tuple[pl.DataF
 def _index(inter: pl.DataFrame, items: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Integer ids from sorted strings (the same data gives the same indices): users, items, and the
     interactions as ``user_idx, item_idx, timestamp, _row``."""
-    users = inter.select(S.USER_ID).unique().sort(S.USER_ID).with_row_index(S.USER_IDX)
-    users = users.with_columns(pl.col(S.USER_IDX).cast(pl.Int32))
-    items = items.sort(S.ITEM_ID).with_row_index(S.ITEM_IDX).with_columns(pl.col(S.ITEM_IDX).cast(pl.Int32))
+    users = inter.select(schema.USER_ID).unique().sort(schema.USER_ID).with_row_index(schema.USER_IDX)
+    users = users.with_columns(pl.col(schema.USER_IDX).cast(pl.Int32))
+    items = items.sort(schema.ITEM_ID).with_row_index(schema.ITEM_IDX).with_columns(pl.col(schema.ITEM_IDX).cast(pl.Int32))
     inter = (
-        inter.join(users, on=S.USER_ID, how="left")
-        .join(items.select(S.ITEM_ID, S.ITEM_IDX), on=S.ITEM_ID, how="left")
-        .select(S.USER_IDX, S.ITEM_IDX, S.TIMESTAMP, "_row")
+        inter.join(users, on=schema.USER_ID, how="left")
+        .join(items.select(schema.ITEM_ID, schema.ITEM_IDX), on=schema.ITEM_ID, how="left")
+        .select(schema.USER_IDX, schema.ITEM_IDX, schema.TIMESTAMP, "_row")
     )
     return users, items, inter
 
 
 def _assign_roles(inter: pl.DataFrame, config: SplitConfig, report: RawReport) -> pl.DataFrame:
     """Leave-last-out by time, stable on file row: adds ``_n`` (per-user count) and ``_role``."""
-    inter = inter.sort([S.USER_IDX, S.TIMESTAMP, "_row"])
+    inter = inter.sort([schema.USER_IDX, schema.TIMESTAMP, "_row"])
     inter = inter.with_columns(
-        pl.len().over(S.USER_IDX).alias("_n"),
-        (pl.int_range(pl.len()).over(S.USER_IDX)).alias("_pos"),
+        pl.len().over(schema.USER_IDX).alias("_n"),
+        (pl.int_range(pl.len()).over(schema.USER_IDX)).alias("_pos"),
     )
     eligible = pl.col("_n") >= config.min_user_interactions
     role = (
@@ -85,7 +85,7 @@ def _assign_roles(inter: pl.DataFrame, config: SplitConfig, report: RawReport) -
         .otherwise(pl.lit("train"))
     )
     inter = inter.with_columns(role.alias("_role"))
-    n_short = inter.filter(~eligible).select(S.USER_IDX).n_unique()
+    n_short = inter.filter(~eligible).select(schema.USER_IDX).n_unique()
     report.add(f"users with < {config.min_user_interactions} interactions (train only)", n_short)
     return inter
 
@@ -94,9 +94,9 @@ def _require_test_users(inter: pl.DataFrame, raw_dir: Path, config: SplitConfig)
     """No user with enough interactions: nothing to evaluate, so stop here with the counts."""
     if inter.select((pl.col("_role") == "test").any()).item():
         return
-    per_user = inter.group_by(S.USER_IDX).agg(pl.len())["len"]
+    per_user = inter.group_by(schema.USER_IDX).agg(pl.len())["len"]
     raise RawDataError(
-        f"{raw_dir / S.RAW_INTERACTIONS}: no test user: all {per_user.len():,} users have fewer than "
+        f"{raw_dir / schema.RAW_INTERACTIONS}: no test user: all {per_user.len():,} users have fewer than "
         f"split.min_user_interactions = {config.min_user_interactions} valid interactions (at most "
         f"{per_user.max()}, {inter.height:,} in all); each test user needs a train, a validation and a "
         "test interaction")
@@ -106,63 +106,63 @@ def _item_table(items: pl.DataFrame, inter: pl.DataFrame, train: pl.DataFrame, r
                 config: SplitConfig, report: RawReport) -> tuple[pl.DataFrame, int, int]:
     """Items with training counts, first sighting, tag index, cover path, cold / late flags;
     also the cut timestamp and the number of tags."""
-    cut = inter.select(pl.col(S.TIMESTAMP).quantile(config.cold_cut_quantile, "nearest")).item()
-    n_train_items = train.group_by(S.ITEM_IDX).agg(pl.len().cast(pl.Int32).alias(S.N_TRAIN))
-    first_seen = inter.group_by(S.ITEM_IDX).agg(pl.col(S.TIMESTAMP).min().alias(S.FIRST_SEEN))
+    cut = inter.select(pl.col(schema.TIMESTAMP).quantile(config.cold_cut_quantile, "nearest")).item()
+    n_train_items = train.group_by(schema.ITEM_IDX).agg(pl.len().cast(pl.Int32).alias(schema.N_TRAIN))
+    first_seen = inter.group_by(schema.ITEM_IDX).agg(pl.col(schema.TIMESTAMP).min().alias(schema.FIRST_SEEN))
     covers = list_covers(raw_dir, report)
-    cover_files = pl.DataFrame({S.ITEM_ID: list(covers), "_cover": list(covers.values())},
-                               schema={S.ITEM_ID: pl.Utf8, "_cover": pl.Utf8})
-    tags = items.select(pl.col(S.TAG).drop_nulls().unique().sort()).to_series().to_list()
-    tag_index = pl.DataFrame({S.TAG: tags, S.TAG_IDX: list(range(1, len(tags) + 1))},
-                             schema={S.TAG: pl.Utf8, S.TAG_IDX: pl.Int32})
+    cover_files = pl.DataFrame({schema.ITEM_ID: list(covers), "_cover": list(covers.values())},
+                               schema={schema.ITEM_ID: pl.Utf8, "_cover": pl.Utf8})
+    tags = items.select(pl.col(schema.TAG).drop_nulls().unique().sort()).to_series().to_list()
+    tag_index = pl.DataFrame({schema.TAG: tags, schema.TAG_IDX: list(range(1, len(tags) + 1))},
+                             schema={schema.TAG: pl.Utf8, schema.TAG_IDX: pl.Int32})
     items = (
-        items.join(n_train_items, on=S.ITEM_IDX, how="left")
-        .join(first_seen, on=S.ITEM_IDX, how="left")
-        .join(tag_index, on=S.TAG, how="left")
-        .join(cover_files, on=S.ITEM_ID, how="left")
+        items.join(n_train_items, on=schema.ITEM_IDX, how="left")
+        .join(first_seen, on=schema.ITEM_IDX, how="left")
+        .join(tag_index, on=schema.TAG, how="left")
+        .join(cover_files, on=schema.ITEM_ID, how="left")
         .with_columns(
-            pl.col(S.N_TRAIN).fill_null(0),
-            pl.col(S.TAG_IDX).fill_null(0),
-            (pl.lit(S.RAW_COVERS + "/") + pl.col("_cover")).alias(S.COVER_PATH),
+            pl.col(schema.N_TRAIN).fill_null(0),
+            pl.col(schema.TAG_IDX).fill_null(0),
+            (pl.lit(schema.RAW_COVERS + "/") + pl.col("_cover")).alias(schema.COVER_PATH),
         )
         .with_columns(
-            (pl.col(S.N_TRAIN) == 0).alias(S.IS_COLD),
-            (pl.col(S.FIRST_SEEN) > cut).fill_null(False).alias("is_late"),
+            (pl.col(schema.N_TRAIN) == 0).alias(schema.IS_COLD),
+            (pl.col(schema.FIRST_SEEN) > cut).fill_null(False).alias("is_late"),
         )
-        .sort(S.ITEM_IDX)
-        .select(S.ITEM_IDX, S.ITEM_ID, S.TAG, S.TAG_IDX, *S.COUNT_COLUMNS, S.TITLE,
-                S.DESCRIPTION, S.COVER_PATH, S.N_TRAIN, S.FIRST_SEEN, S.IS_COLD, "is_late")
+        .sort(schema.ITEM_IDX)
+        .select(schema.ITEM_IDX, schema.ITEM_ID, schema.TAG, schema.TAG_IDX, *schema.COUNT_COLUMNS, schema.TITLE,
+                schema.DESCRIPTION, schema.COVER_PATH, schema.N_TRAIN, schema.FIRST_SEEN, schema.IS_COLD, "is_late")
     )
-    report.add("items: no cover file (masked by embed-images)", items[S.COVER_PATH].null_count())
-    report.add("items: no interaction at all (kept in the catalogue)", items[S.FIRST_SEEN].null_count())
+    report.add("items: no cover file (masked by embed-images)", items[schema.COVER_PATH].null_count())
+    report.add("items: no interaction at all (kept in the catalogue)", items[schema.FIRST_SEEN].null_count())
     return items, int(cut), len(tags)
 
 
 def _user_table(users: pl.DataFrame, parts: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    user_train = parts["train"].group_by(S.USER_IDX).agg(pl.len().cast(pl.Int32).alias(S.N_TRAIN))
+    user_train = parts["train"].group_by(schema.USER_IDX).agg(pl.len().cast(pl.Int32).alias(schema.N_TRAIN))
     return (
-        users.join(user_train, on=S.USER_IDX, how="left")
+        users.join(user_train, on=schema.USER_IDX, how="left")
         .with_columns(
-            pl.col(S.N_TRAIN).fill_null(0),
-            pl.col(S.USER_IDX).is_in(parts["test"][S.USER_IDX].implode()).alias(S.IS_TEST_USER),
+            pl.col(schema.N_TRAIN).fill_null(0),
+            pl.col(schema.USER_IDX).is_in(parts["test"][schema.USER_IDX].implode()).alias(schema.IS_TEST_USER),
         )
-        .sort(S.USER_IDX)
+        .sort(schema.USER_IDX)
     )
 
 
 def _summary(users: pl.DataFrame, items: pl.DataFrame, parts: dict[str, pl.DataFrame], cut: int,
              n_tags: int) -> dict:
-    test_cold = parts["test"].join(items.select(S.ITEM_IDX, S.IS_COLD, "is_late"), on=S.ITEM_IDX)
+    test_cold = parts["test"].join(items.select(schema.ITEM_IDX, schema.IS_COLD, "is_late"), on=schema.ITEM_IDX)
     return {
         "n_users": users.height,
         "n_items": items.height,
         "n_tags": n_tags,
         "n_interactions": sum(p.height for p in parts.values()),
         **{f"n_{role}": parts[role].height for role in ROLES},
-        "n_cold_items": int(items[S.IS_COLD].sum()),
+        "n_cold_items": int(items[schema.IS_COLD].sum()),
         "n_late_items": int(items["is_late"].sum()),
-        "n_cold_test": int(test_cold[S.IS_COLD].sum()),
-        "n_cold_test_late": int((test_cold[S.IS_COLD] & test_cold["is_late"]).sum()),
+        "n_cold_test": int(test_cold[schema.IS_COLD].sum()),
+        "n_cold_test_late": int((test_cold[schema.IS_COLD] & test_cold["is_late"]).sum()),
         "cold_cut_timestamp": cut,
     }
 
@@ -178,18 +178,18 @@ def split_raw(raw_dir: Path, out_dir: Path, config: SplitConfig) -> dict:
     users, items, inter = _index(*_interactions_with_items(raw_dir, report))
     inter = _assign_roles(inter, config, report)
     _require_test_users(inter, raw_dir, config)
-    parts = {r: inter.filter(pl.col("_role") == r).select(S.USER_IDX, S.ITEM_IDX, S.TIMESTAMP)
+    parts = {r: inter.filter(pl.col("_role") == r).select(schema.USER_IDX, schema.ITEM_IDX, schema.TIMESTAMP)
              for r in ROLES}
     items, cut, n_tags = _item_table(items, inter, parts["train"], raw_dir, config, report)
     users = _user_table(users, parts)
     result = {"summary": _summary(users, items, parts, cut, n_tags), **report.as_dict()}
 
     with atomic_dir(out_dir) as tmp:
-        for role, name in zip(ROLES, (S.TRAIN_FILE, S.VALID_FILE, S.TEST_FILE), strict=True):
+        for role, name in zip(ROLES, (schema.TRAIN_FILE, schema.VALID_FILE, schema.TEST_FILE), strict=True):
             parts[role].write_parquet(tmp / name, statistics=False)
-        users.write_parquet(tmp / S.USERS_FILE, statistics=False)
-        items.write_parquet(tmp / S.ITEMS_FILE, statistics=False)
-        (tmp / S.SPLIT_REPORT).write_text(json.dumps(result, indent=2, default=str) + "\n")
+        users.write_parquet(tmp / schema.USERS_FILE, statistics=False)
+        items.write_parquet(tmp / schema.ITEMS_FILE, statistics=False)
+        (tmp / schema.SPLIT_REPORT).write_text(json.dumps(result, indent=2, default=str) + "\n")
     return {**result, "lines": report.lines()}
 
 

@@ -35,7 +35,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.config import ConfigError, from_mapping, section
 from pixrec.atomic import atomic_dir
 from pixrec.registry import Registry
@@ -467,7 +467,7 @@ def _make_item_table(cfg: SyntheticConfig, rng: np.random.Generator, drng: np.ra
     title = _text(rng, items.topic, cfg.title_words_min, cfg.title_words_max, cfg.title_topic_share, vocab)
     description = _text(rng, items.topic, cfg.description_words_min, cfg.description_words_max,
                         cfg.description_topic_share, vocab)
-    df = pl.DataFrame({S.ITEM_ID: item_ids.astype(str), "title": pl.Series(title),
+    df = pl.DataFrame({schema.ITEM_ID: item_ids.astype(str), "title": pl.Series(title),
                        "description": pl.Series(description)})
     df = df.with_columns(
         (pl.col("title").str.slice(0, 1).str.to_uppercase() + pl.col("title").str.slice(1)),
@@ -481,16 +481,16 @@ def _make_item_table(cfg: SyntheticConfig, rng: np.random.Generator, drng: np.ra
     as_float = np.zeros(n, bool)
     as_float[drng.choice(n, _n_defects(cfg.float_count_rate, n), replace=False)] = True
     missing_items = drng.choice(n, _n_defects(cfg.missing_count_rate, n), replace=False)
-    missing = np.zeros((n, len(S.COUNT_COLUMNS)), bool)
-    missing[missing_items] = drng.random((len(missing_items), len(S.COUNT_COLUMNS))) < 0.5
-    missing[missing_items, drng.integers(0, len(S.COUNT_COLUMNS), len(missing_items))] = True
+    missing = np.zeros((n, len(schema.COUNT_COLUMNS)), bool)
+    missing[missing_items] = drng.random((len(missing_items), len(schema.COUNT_COLUMNS))) < 0.5
+    missing[missing_items, drng.integers(0, len(schema.COUNT_COLUMNS), len(missing_items))] = True
     counts = {}
-    for j, col in enumerate(S.COUNT_COLUMNS):
+    for j, col in enumerate(schema.COUNT_COLUMNS):
         noise = rng.lognormal(0, cfg.count_noise_sigma, n)
         value = views if col == "view_number" else np.floor(views * fractions[col] * noise).astype(np.int64)
         counts[col] = _count_text(value, as_float, missing[:, j])
     names = np.array(tag_names(cfg.n_tags), dtype=object)
-    df = df.with_columns(pl.Series(S.TAG, names[items.topic % cfg.n_tags].astype(str)), **counts)
+    df = df.with_columns(pl.Series(schema.TAG, names[items.topic % cfg.n_tags].astype(str)), **counts)
 
     # text defects
     empty = drng.choice(n, _n_defects(cfg.empty_title_rate, n), replace=False)
@@ -503,11 +503,11 @@ def _make_item_table(cfg: SyntheticConfig, rng: np.random.Generator, drng: np.ra
     title_col = title_col.scatter(empty, None)
     desc = df["description"].gather(quoted)
     quote = 'She said "' + desc.str.split(" ").list.slice(0, 2).list.join(" ") + ', really," and ' + desc
-    df = df.with_columns(title_col.alias(S.TITLE),
-                         df["description"].scatter(quoted, quote).alias(S.DESCRIPTION))
+    df = df.with_columns(title_col.alias(schema.TITLE),
+                         df["description"].scatter(quoted, quote).alias(schema.DESCRIPTION))
     defects = {"empty_title": empty, "non_ascii_title": non_ascii, "quoted_description": quoted,
                "missing_counts": missing_items, "float_counts": np.flatnonzero(as_float)}
-    return df.select(S.ITEM_COLUMNS), {"vocab": vocab, **defects}
+    return df.select(schema.ITEM_COLUMNS), {"vocab": vocab, **defects}
 
 
 def _make_styles(cfg: SyntheticConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -613,20 +613,20 @@ def _write(cfg: SyntheticConfig, out: Path) -> dict[str, Any]:
     dup = np.sort(rngs["defects"].choice(len(inter["item"]), n_dup, replace=False))
     rows = np.concatenate([np.arange(len(inter["item"])), dup])
     table = pl.DataFrame({
-        S.ITEM_ID: item_ids[inter["item"][rows]].astype(str),
-        S.USER_ID: user_ids[inter["user"][rows]].astype(str),
-        S.TIMESTAMP: inter["t"][rows],
-    }).sort([S.TIMESTAMP, S.USER_ID, S.ITEM_ID], maintain_order=True)
+        schema.ITEM_ID: item_ids[inter["item"][rows]].astype(str),
+        schema.USER_ID: user_ids[inter["user"][rows]].astype(str),
+        schema.TIMESTAMP: inter["t"][rows],
+    }).sort([schema.TIMESTAMP, schema.USER_ID, schema.ITEM_ID], maintain_order=True)
     out.mkdir(parents=True, exist_ok=True)
-    table.write_csv(out / S.RAW_INTERACTIONS)
+    table.write_csv(out / schema.RAW_INTERACTIONS)
 
     item_table, text_truth = _make_item_table(cfg, rngs["text"], rngs["defects"], items, item_ids, n_inter)
-    item_table.write_csv(out / S.RAW_ITEMS)
+    item_table.write_csv(out / schema.RAW_ITEMS)
 
     styles = _make_styles(cfg, rngs["covers"])
     style = topic_style(items.topic, cfg.n_tags, cfg.n_styles)
     cover_truth = _write_covers(cfg, rngs["covers"], rngs["defects"], styles, style, item_ids,
-                                out / S.RAW_COVERS)
+                                out / schema.RAW_COVERS)
 
     per_user = np.bincount(inter["user"], minlength=cfg.n_users)
     summary = {
@@ -649,7 +649,7 @@ def _write(cfg: SyntheticConfig, out: Path) -> dict[str, Any]:
         "defects": {k: len(v) for k, v in {**cover_truth, **text_truth}.items() if k != "vocab"}
                    | {"duplicate_rows": n_dup},
     }
-    _write_truth(cfg, out / S.RAW_TRUTH, item_ids, user_ids, items, users, inter, styles, style,
+    _write_truth(cfg, out / schema.RAW_TRUTH, item_ids, user_ids, items, users, inter, styles, style,
                  text_truth, cover_truth, n_inter, summary)
     return summary
 
@@ -664,16 +664,16 @@ def _write_truth(cfg, out: Path, item_ids, user_ids, items: _Items, users: _User
         mask[idx] = True
         flags[name] = mask
     pl.DataFrame({
-        S.ITEM_ID: item_ids.astype(str), "topic": items.topic, "tag": items.topic % cfg.n_tags,
+        schema.ITEM_ID: item_ids.astype(str), "topic": items.topic, "tag": items.topic % cfg.n_tags,
         "style": style, "popularity": items.popularity, "release_timestamp": items.release,
         "n_interactions": n_inter, **flags,
     }).write_parquet(out / "items.parquet", statistics=False)
     used = users.topics >= 0
     pl.DataFrame({
-        S.USER_ID: np.repeat(user_ids.astype(str), used.sum(axis=1)),
+        schema.USER_ID: np.repeat(user_ids.astype(str), used.sum(axis=1)),
         "topic": users.topics[used], "weight": users.weights[used],
     }).write_parquet(out / "user_topics.parquet", statistics=False)
-    pl.DataFrame({S.USER_ID: user_ids.astype(str), "active_from": users.start, "active_to": users.end,
+    pl.DataFrame({schema.USER_ID: user_ids.astype(str), "active_from": users.start, "active_to": users.end,
                   "n_interactions": users.target}).write_parquet(out / "users.parquet", statistics=False)
     words = np.array(CONTENT_WORDS)
     pl.DataFrame({
@@ -688,8 +688,8 @@ def _write_truth(cfg, out: Path, item_ids, user_ids, items: _Items, users: _User
         "angle": styles["angle"], "frequency": styles["frequency"],
     }).write_parquet(out / "styles.parquet", statistics=False)
     pl.DataFrame({
-        S.USER_ID: user_ids[inter["user"]].astype(str), S.ITEM_ID: item_ids[inter["item"]].astype(str),
-        S.TIMESTAMP: inter["t"], "via_topic": inter["via_topic"],
+        schema.USER_ID: user_ids[inter["user"]].astype(str), schema.ITEM_ID: item_ids[inter["item"]].astype(str),
+        schema.TIMESTAMP: inter["t"], "via_topic": inter["via_topic"],
     }).write_parquet(out / "interactions.parquet", statistics=False)
     (out / "summary.json").write_text(json.dumps({"config": dataclasses.asdict(cfg), **summary},
                                                  indent=2, sort_keys=True) + "\n")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.atomic import atomic_dir
 from pixrec.config import ConfigError, section, to_mapping
 from pixrec.errors import InputError
@@ -31,7 +31,7 @@ log = logging.getLogger("pixrec.encoders")
 IMAGE_ENCODERS: Registry = Registry("image encoder")  # filled by pixrec.encoders.image / .pixel
 TEXT_ENCODERS: Registry = Registry("text encoder")  # filled by pixrec.encoders.text
 
-TEXT_FIELDS = (S.TITLE, S.TAG, S.DESCRIPTION)
+TEXT_FIELDS = (schema.TITLE, schema.TAG, schema.DESCRIPTION)
 EXAMPLE_IDS = 20  # item ids kept per masking reason in meta.json
 FITTED_KEY = "fitted"  # finalize's metadata entry {name: array}, saved as <out>/fitted/<name>.npy
 
@@ -241,9 +241,9 @@ def write_embedded(result: Embedded, out_dir: Path) -> None:
     """
     meta = {k: v for k, v in result.meta.items() if k not in VOLATILE_META}
     with atomic_dir(Path(out_dir)) as tmp:
-        np.save(tmp / S.EMB_FILE, np.ascontiguousarray(result.vectors, dtype=np.float32))
-        np.save(tmp / S.EMB_MASK_FILE, result.mask.astype(np.bool_))
-        (tmp / S.EMB_META_FILE).write_text(
+        np.save(tmp / schema.EMB_FILE, np.ascontiguousarray(result.vectors, dtype=np.float32))
+        np.save(tmp / schema.EMB_MASK_FILE, result.mask.astype(np.bool_))
+        (tmp / schema.EMB_META_FILE).write_text(
             json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
         if result.fitted:
             (tmp / FITTED_KEY).mkdir()
@@ -259,16 +259,16 @@ def read_fitted(out_dir: Path) -> dict[str, np.ndarray]:
 
 def read_items(split_dir: Path, columns: Sequence[str]) -> pl.DataFrame:
     """``items.parquet`` restricted to ``columns``; checks that row i is item_idx i."""
-    path = Path(split_dir) / S.ITEMS_FILE
+    path = Path(split_dir) / schema.ITEMS_FILE
     if not path.is_file():
         raise InputError(f"{path}: not found; run the split stage first")
-    schema = pl.read_parquet_schema(path)
-    wanted = list(dict.fromkeys([S.ITEM_IDX, S.ITEM_ID, *columns]))
-    missing = [c for c in wanted if c not in schema]
+    present = pl.read_parquet_schema(path)
+    wanted = list(dict.fromkeys([schema.ITEM_IDX, schema.ITEM_ID, *columns]))
+    missing = [c for c in wanted if c not in present]
     if missing:
         raise InputError(f"{path}: missing column(s) {missing}; re-run the split stage")
     items = pl.read_parquet(path, columns=wanted)
-    idx = items[S.ITEM_IDX].to_numpy()
+    idx = items[schema.ITEM_IDX].to_numpy()
     if not np.array_equal(idx, np.arange(items.height)):
         first = int(np.flatnonzero(idx != np.arange(items.height))[0])
         raise InputError(f"{path}: row {first} has item_idx {idx[first]}; items must be in item_idx order")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.encoders.base import (
     FITTED_KEY,
     Embedded,
@@ -130,7 +130,7 @@ def finish(side: EmbedSide, arrays: dict[str, np.ndarray], env: dict, finalize: 
     vectors[~usable] = 0.0
     fitted = extra.pop(FITTED_KEY, {})
     timings = {**timings, "finalize": time.perf_counter() - t}
-    ids = side.items[S.ITEM_ID].to_numpy()
+    ids = side.items[schema.ITEM_ID].to_numpy()
     masked = MaskCounter()
     for reason, rows in reasons.items():
         masked.add(reason, ids[rows].tolist())

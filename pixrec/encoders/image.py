@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.encoders import driver
 from pixrec.encoders import pixel as _pixel  # noqa: F401  (registers "pixel")
 from pixrec.encoders.base import (
@@ -504,7 +504,7 @@ def _cover_paths(items: pl.DataFrame, raw_dir: Path) -> list[str | None]:
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise InputError(f"{raw_dir}: raw data directory not found (expected the PixelRec layout)")
-    return [None if p is None else str(raw_dir / p) for p in items[S.COVER_PATH].to_list()]
+    return [None if p is None else str(raw_dir / p) for p in items[schema.COVER_PATH].to_list()]
 
 
 def _check_readable(paths: list[str | None], status: np.ndarray, raw_dir: Path) -> None:
@@ -527,7 +527,7 @@ class ImageSide(EmbedSide):
         return np.arange(self.items.height, dtype=np.int64)
 
     def digest(self) -> str:
-        return items_digest(self.items[S.ITEM_ID], self.items[S.COVER_PATH])
+        return items_digest(self.items[schema.ITEM_ID], self.items[schema.COVER_PATH])
 
     def build(self, cache_dir: Path | None) -> ImageEncoder:
         return build_image_encoder(self.config, cache_dir)
@@ -561,7 +561,7 @@ class ImageSide(EmbedSide):
         reduced = arrays[STATUS_FILE] == REDUCED
         if not reduced.any():  # usable, so not in "masked"; the key only when present (stable meta)
             return {}
-        ids = self.items[S.ITEM_ID].to_numpy()
+        ids = self.items[schema.ITEM_ID].to_numpy()
         return {"decoded_reduced": {"reason": "huge cover (over PIL's ~89 Mpx limit) decoded at reduced "
                                     "scale", "n": int(reduced.sum()), "items": ids[reduced][:10].tolist()}}
 
@@ -574,7 +574,7 @@ class ImageSide(EmbedSide):
             if cls.finalize is ImageEncoder.finalize:
                 return identity
             encoder = cls(replace(self.config, device="cpu"), cache_dir)
-        trained = self.items[S.N_TRAIN].to_numpy() > 0
+        trained = self.items[schema.N_TRAIN].to_numpy() > 0
         return lambda raw, usable: encoder.finalize(raw, usable, usable & trained)
 
 
@@ -611,7 +611,7 @@ def run_embed_images(
 ) -> dict:
     """The embed-images stage: read ``items.parquet``, embed (all, a shard, or merge), write ``out_dir``."""
     IMAGE_ENCODERS.get(config.name)  # fail on an unknown name before reading anything
-    items = read_items(split_dir, [S.COVER_PATH, S.N_TRAIN])
+    items = read_items(split_dir, [schema.COVER_PATH, schema.N_TRAIN])
     return driver.run(ImageSide(items, raw_dir, config), out_dir, cache_dir=cache_dir, progress=progress,
                       shard=shard, merge=merge, shard_dir=shard_dir)
 

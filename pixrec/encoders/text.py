@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.encoders import driver
 from pixrec.encoders.base import (
     AUTOCAST_DTYPE,
@@ -265,7 +265,7 @@ class TextSide(EmbedSide):
         return length_order(self.texts)
 
     def digest(self) -> str:
-        return items_digest(self.items[S.ITEM_ID], self.texts)
+        return items_digest(self.items[schema.ITEM_ID], self.texts)
 
     def build(self, cache_dir: Path | None) -> TextEncoder:
         return build_text_encoder(self.config, cache_dir)

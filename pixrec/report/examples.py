@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 from PIL import Image, ImageDraw, ImageOps
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.data.dataset import SplitData
 from pixrec.report.inputs import ModelRanks
 
@@ -39,11 +39,11 @@ class Thumbnails:
     def __init__(self, raw_dir: Path, items: pl.DataFrame, size: int) -> None:
         self.raw_dir = Path(raw_dir)
         self.size = size
-        cols = items.select(S.ITEM_ID, S.TITLE, S.TAG, S.COVER_PATH)
-        self.item_id = cols[S.ITEM_ID].to_list()
-        self.title = cols[S.TITLE].to_list()
-        self.tag = cols[S.TAG].to_list()
-        self.cover = cols[S.COVER_PATH].to_list()
+        cols = items.select(schema.ITEM_ID, schema.TITLE, schema.TAG, schema.COVER_PATH)
+        self.item_id = cols[schema.ITEM_ID].to_list()
+        self.title = cols[schema.TITLE].to_list()
+        self.tag = cols[schema.TAG].to_list()
+        self.cover = cols[schema.COVER_PATH].to_list()
         self._cache: dict[int, Thumb] = {}
 
     def __call__(self, item_idx: int) -> Thumb:
@@ -151,7 +151,7 @@ def _example(data: SplitData, ranks: ModelRanks, row: int, history: list[int], t
     user, item = int(ranks.users[row]), int(ranks.targets[row])
     return Example(
         user_idx=user,
-        user_id=str(data.users[S.USER_ID][user]),
+        user_id=str(data.users[schema.USER_ID][user]),
         history=[thumbs(i) for i in history],
         top=[thumbs(i) for i in ranks.top[row].tolist() if i >= 0],  # an empty slot is no recommendation
         heldout=thumbs(item),

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.errors import InputError
 
 EVALUATE_JSON = "evaluate.json"
@@ -27,8 +27,8 @@ DOWNLOAD_JSON = "download.json"
 # dvclive's files under dvclive/<model>/ (train stage: live.log_metric("train/loss"), "valid/ndcg@10")
 LIVE_LOSS = Path("plots/metrics/train/loss.tsv")
 LIVE_NDCG = Path("plots/metrics/valid/ndcg@10.tsv")
-RANK_COLUMNS = (S.USER_IDX, S.ITEM_IDX, S.EVAL_MODEL, S.EVAL_PROTOCOL, S.EVAL_RANK)
-TOP_COLUMNS = (S.EVAL_MODEL, S.USER_IDX, S.EVAL_TOP_ITEMS)
+RANK_COLUMNS = (schema.USER_IDX, schema.ITEM_IDX, schema.EVAL_MODEL, schema.EVAL_PROTOCOL, schema.EVAL_RANK)
+TOP_COLUMNS = (schema.EVAL_MODEL, schema.USER_IDX, schema.EVAL_TOP_ITEMS)
 
 
 def read_json(path: Path, stage: str, required: bool = True) -> dict | None:
@@ -73,33 +73,33 @@ def read_model_ranks(eval_dir: Path, model: str, n_users: int, n_items: int) -> 
 
     Indices outside the split (an evaluation of another split) are an error naming the file.
     """
-    ranks_path, top_path = Path(eval_dir) / S.EVAL_RANKS_FILE, Path(eval_dir) / S.EVAL_TOP_FILE
+    ranks_path, top_path = Path(eval_dir) / schema.EVAL_RANKS_FILE, Path(eval_dir) / schema.EVAL_TOP_FILE
     ranks, top = _read_parquet(ranks_path, RANK_COLUMNS), _read_parquet(top_path, TOP_COLUMNS)
     if ranks is None or top is None:
         return None
-    ranks = ranks.filter((pl.col(S.EVAL_MODEL) == model) & (pl.col(S.EVAL_PROTOCOL) == "full"))
-    top = top.filter(pl.col(S.EVAL_MODEL) == model)
+    ranks = ranks.filter((pl.col(schema.EVAL_MODEL) == model) & (pl.col(schema.EVAL_PROTOCOL) == "full"))
+    top = top.filter(pl.col(schema.EVAL_MODEL) == model)
     if not ranks.height and not top.height:
         return None
     if not ranks.height or not top.height:  # one file of an evaluation, the other of another
         has, lacks = (top_path, ranks_path) if top.height else (ranks_path, top_path)
         raise InputError(f"{lacks}: no full-ranking rows of {model}, which {has} has; "
                          "re-run the evaluate stage")
-    joined = ranks.sort(S.USER_IDX).join(top.drop(S.EVAL_MODEL), on=S.USER_IDX, how="left")
-    if joined[S.EVAL_TOP_ITEMS].null_count():
+    joined = ranks.sort(schema.USER_IDX).join(top.drop(schema.EVAL_MODEL), on=schema.USER_IDX, how="left")
+    if joined[schema.EVAL_TOP_ITEMS].null_count():
         raise InputError(f"{top_path}: {model} has no top list for some users of {ranks_path}; "
                          "re-run the evaluate stage")
-    users = joined[S.USER_IDX].to_numpy().astype(np.int64)
-    targets = joined[S.ITEM_IDX].to_numpy().astype(np.int64)
-    lists = np.asarray(joined[S.EVAL_TOP_ITEMS].to_list(), dtype=np.int64).reshape(len(users), -1)
-    for path, what, values, low, limit in ((ranks_path, S.USER_IDX, users, 0, n_users),
-                                           (ranks_path, S.ITEM_IDX, targets, 0, n_items),
-                                           (top_path, S.EVAL_TOP_ITEMS, lists, -1, n_items)):
+    users = joined[schema.USER_IDX].to_numpy().astype(np.int64)
+    targets = joined[schema.ITEM_IDX].to_numpy().astype(np.int64)
+    lists = np.asarray(joined[schema.EVAL_TOP_ITEMS].to_list(), dtype=np.int64).reshape(len(users), -1)
+    for path, what, values, low, limit in ((ranks_path, schema.USER_IDX, users, 0, n_users),
+                                           (ranks_path, schema.ITEM_IDX, targets, 0, n_items),
+                                           (top_path, schema.EVAL_TOP_ITEMS, lists, -1, n_items)):
         bad = values[(values < low) | (values >= limit)]
         if len(bad):
             raise InputError(f"{path}: {model}'s {what} {int(bad[0])} is outside the split's "
                              f"0..{limit - 1}; re-run the evaluate stage on this split")
-    return ModelRanks(model, users, targets, joined[S.EVAL_RANK].to_numpy().astype(np.int64), lists)
+    return ModelRanks(model, users, targets, joined[schema.EVAL_RANK].to_numpy().astype(np.int64), lists)
 
 
 def training_curve(live_dir: Path) -> list[dict[str, float]]:
@@ -139,7 +139,7 @@ def dataset_label(raw_dir: Path) -> tuple[str, bool]:
     raw_dir = Path(raw_dir)
     info = read_json(raw_dir / DOWNLOAD_JSON, "download", required=False) or {}
     label, source = _find(info, "label"), _find(info, "source")
-    synthetic = source == "synthetic" or (source is None and (raw_dir / S.RAW_TRUTH).exists())
+    synthetic = source == "synthetic" or (source is None and (raw_dir / schema.RAW_TRUTH).exists())
     if isinstance(label, str) and label:
         return label, synthetic
     if synthetic:

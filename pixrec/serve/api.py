@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.data.dataset import SplitData
 from pixrec.errors import InputError
 from pixrec.serve.recommendations import Recommendations
 
-SHOWN = (S.TITLE, S.TAG)  # item columns joined onto every answer
+SHOWN = (schema.TITLE, schema.TAG)  # item columns joined onto every answer
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Pixrec:
 
     def _require_split(self) -> None:
         """A workspace where nothing ran is told so first, not which later output is missing."""
-        if not (self.paths.split / S.USERS_FILE).is_file():
+        if not (self.paths.split / schema.USERS_FILE).is_file():
             raise InputError(f"{self.paths.split}: no split; run dvc repro (the split stage writes it)")
 
     @cached_property
@@ -74,23 +74,23 @@ class Pixrec:
 
     @cached_property
     def _user_index(self) -> dict[str, int]:
-        return dict(zip(self.data.users[S.USER_ID].to_list(), range(self.data.n_users), strict=True))
+        return dict(zip(self.data.users[schema.USER_ID].to_list(), range(self.data.n_users), strict=True))
 
     @cached_property
     def _item_index(self) -> dict[str, int]:
-        return dict(zip(self.data.items[S.ITEM_ID].to_list(), range(self.data.n_items), strict=True))
+        return dict(zip(self.data.items[schema.ITEM_ID].to_list(), range(self.data.n_items), strict=True))
 
     def user_idx(self, user_ids: list[str]) -> np.ndarray:
         """user_ids -> int64 (B,); an id not in the split is one InputError line naming it."""
-        return _lookup(self._user_index, user_ids, "user", self.paths.split / S.USERS_FILE)
+        return _lookup(self._user_index, user_ids, "user", self.paths.split / schema.USERS_FILE)
 
     def item_idx(self, item_ids: list[str]) -> np.ndarray:
         """item_ids -> int64 (B,); an id not in the split is one InputError line naming it."""
-        return _lookup(self._item_index, item_ids, "item", self.paths.split / S.ITEMS_FILE)
+        return _lookup(self._item_index, item_ids, "item", self.paths.split / schema.ITEMS_FILE)
 
-    def describe(self, frame: pl.DataFrame, on: str = S.ITEM_ID) -> pl.DataFrame:
+    def describe(self, frame: pl.DataFrame, on: str = schema.ITEM_ID) -> pl.DataFrame:
         """``frame`` with each item's title and tag (from the split's item table) joined on ``on``."""
-        items = self.data.items.select(pl.col(S.ITEM_ID).alias(on), *SHOWN)
+        items = self.data.items.select(pl.col(schema.ITEM_ID).alias(on), *SHOWN)
         return frame.join(items, on=on, how="left", maintain_order="left")
 
     def recommend(self, user_ids: list[str], k: int | None = None, model: str | None = None) -> pl.DataFrame:
@@ -135,9 +135,9 @@ class Pixrec:
         new = load_new_items(items, self.data.items, None if covers_dir is None else Path(covers_dir),
                              self.paths.embeddings)
         vectors = new_item_vectors(rec, new, self.data)
-        placed = place(rec, vectors, new.items[S.ITEM_ID].to_list(), self.data, k, users,
+        placed = place(rec, vectors, new.items[schema.ITEM_ID].to_list(), self.data, k, users,
                        self.lists.batch_users)
-        placed.items = placed.items.join(new.items.select(S.ITEM_ID, *SHOWN), on=S.ITEM_ID,
+        placed.items = placed.items.join(new.items.select(schema.ITEM_ID, *SHOWN), on=schema.ITEM_ID,
                                          maintain_order="left")
         placed.nearest = self.describe(placed.nearest, on="neighbour_id")
         placed.report = new.report
@@ -149,19 +149,20 @@ class Pixrec:
         users = self.user_idx(user_ids)
         d = self.data
         seen = pl.DataFrame({
-            S.USER_IDX: np.concatenate([d.train.users, d.valid.users]),
-            S.ITEM_IDX: np.concatenate([d.train.items, d.valid.items]),
-            S.TIMESTAMP: np.concatenate([d.train.timestamps, d.valid.timestamps]),
+            schema.USER_IDX: np.concatenate([d.train.users, d.valid.users]),
+            schema.ITEM_IDX: np.concatenate([d.train.items, d.valid.items]),
+            schema.TIMESTAMP: np.concatenate([d.train.timestamps, d.valid.timestamps]),
             "_pos": np.arange(len(d.train) + len(d.valid)),  # file order breaks timestamp ties
         })
-        order = pl.DataFrame({S.USER_IDX: users.astype(np.int32), "_order": np.arange(len(users))})
-        recent = (seen.join(order, on=S.USER_IDX).sort("_order", S.TIMESTAMP, "_pos")
+        order = pl.DataFrame({schema.USER_IDX: users.astype(np.int32), "_order": np.arange(len(users))})
+        recent = (seen.join(order, on=schema.USER_IDX).sort("_order", schema.TIMESTAMP, "_pos")
                   .group_by("_order", maintain_order=True).tail(n))
-        ids = pl.DataFrame({S.USER_IDX: d.users[S.USER_IDX], S.USER_ID: d.users[S.USER_ID]})
-        item_ids = d.items.select(S.ITEM_IDX, S.ITEM_ID)
-        out = (recent.join(ids, on=S.USER_IDX, how="left", maintain_order="left")
-               .join(item_ids, on=S.ITEM_IDX, how="left", maintain_order="left")
-               .select(S.USER_ID, S.ITEM_ID, S.TIMESTAMP))
+        ids = pl.DataFrame({schema.USER_IDX: d.users[schema.USER_IDX],
+                            schema.USER_ID: d.users[schema.USER_ID]})
+        item_ids = d.items.select(schema.ITEM_IDX, schema.ITEM_ID)
+        out = (recent.join(ids, on=schema.USER_IDX, how="left", maintain_order="left")
+               .join(item_ids, on=schema.ITEM_IDX, how="left", maintain_order="left")
+               .select(schema.USER_ID, schema.ITEM_ID, schema.TIMESTAMP))
         return self.describe(out)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.encoders.base import ImageEncoder, ImageEncoderConfig, TextEncoderConfig, read_fitted
 from pixrec.encoders.driver import Finalize, embed
 from pixrec.encoders.image import ImageSide
@@ -44,34 +44,35 @@ def read_new_items(
 
     report = RawReport()
     if isinstance(source, pl.DataFrame):
-        missing = [c for c in S.ITEM_COLUMNS if c not in source.columns]
+        missing = [c for c in schema.ITEM_COLUMNS if c not in source.columns]
         if missing:
             raise InputError(f"new items: missing column(s) {missing}; expected the item_info.csv columns "
-                             f"{list(S.ITEM_COLUMNS)}")
+                             f"{list(schema.ITEM_COLUMNS)}")
         if source.height == 0:
             raise InputError("new items: the frame has no rows")
-        text = source.select(pl.col(c).cast(pl.Utf8).fill_null("") for c in S.ITEM_COLUMNS)
+        text = source.select(pl.col(c).cast(pl.Utf8).fill_null("") for c in schema.ITEM_COLUMNS)
         items = parse_items(text.with_row_index("_row", offset=1), report)
     else:
         items = read_items(Path(source), report)
     path = source if not isinstance(source, pl.DataFrame) else "new items"
     if twice := report.counts.get("items: duplicated item_id (later row dropped)"):
         raise InputError(f"{path}: {twice} item_id(s) given twice; give each new item once")
-    known = items.filter(pl.col(S.ITEM_ID).is_in(catalogue[S.ITEM_ID].implode()))
+    known = items.filter(pl.col(schema.ITEM_ID).is_in(catalogue[schema.ITEM_ID].implode()))
     if known.height:
-        raise InputError(f"{path}: item {known[S.ITEM_ID][0]!r} is already in the catalogue "
+        raise InputError(f"{path}: item {known[schema.ITEM_ID][0]!r} is already in the catalogue "
                          f"({known.height} such); score-new places new items, `pixrec similar` known ones")
-    tags = catalogue.filter(pl.col(S.TAG_IDX) > 0).select(S.TAG, S.TAG_IDX).unique(S.TAG)
-    items = items.join(tags, on=S.TAG, how="left", maintain_order="left").with_columns(
-        pl.col(S.TAG_IDX).fill_null(0))
-    unknown = items.filter(pl.col(S.TAG).is_not_null() & (pl.col(S.TAG_IDX) == 0))
+    tags = catalogue.filter(pl.col(schema.TAG_IDX) > 0).select(schema.TAG, schema.TAG_IDX).unique(schema.TAG)
+    items = items.join(tags, on=schema.TAG, how="left", maintain_order="left").with_columns(
+        pl.col(schema.TAG_IDX).fill_null(0))
+    unknown = items.filter(pl.col(schema.TAG).is_not_null() & (pl.col(schema.TAG_IDX) == 0))
     report.add("items: tag the catalogue never had (no tag token)", unknown.height)
     if covers_dir is not None and not Path(covers_dir).is_dir():
         raise InputError(f"{covers_dir}: no such covers directory (expected <item_id>.jpg files)")
     covers = list_cover_files(Path(covers_dir)) if covers_dir is not None else {}
-    items = items.with_columns(pl.col(S.ITEM_ID).replace_strict(covers, default=None, return_dtype=pl.Utf8)
-                               .alias(S.COVER_PATH))
-    report.add("items: no cover file (image masked)", items[S.COVER_PATH].null_count())
+    items = items.with_columns(pl.col(schema.ITEM_ID)
+                               .replace_strict(covers, default=None, return_dtype=pl.Utf8)
+                               .alias(schema.COVER_PATH))
+    report.add("items: no cover file (image masked)", items[schema.COVER_PATH].null_count())
     return items.drop("_row"), report.lines()
 
 
@@ -79,7 +80,7 @@ def _recorded_config(cls, side_dir: Path):
     """The encoder config the embed stage recorded in its meta.json, on the CPU."""
     from pixrec.config import from_mapping
 
-    path = Path(side_dir) / S.EMB_META_FILE
+    path = Path(side_dir) / schema.EMB_META_FILE
     if not path.is_file():
         raise InputError(f"{path}: missing; run the embed stages (dvc repro embed-images embed-text)")
     return from_mapping(cls, {**json.loads(path.read_text(encoding="utf-8"))["config"], "device": "cpu"},
@@ -94,8 +95,8 @@ def load_new_items(source: pl.DataFrame | Path | str, catalogue: pl.DataFrame, c
     image_dir = Path(embeddings_dir) / "image"
     image_config = _recorded_config(ImageEncoderConfig, image_dir)
     text = embed_texts(items, text_config, progress=False)
-    if items[S.COVER_PATH].null_count() == items.height:  # no cover at all: every image masked
-        dim = json.loads((image_dir / S.EMB_META_FILE).read_text(encoding="utf-8"))["dim"]
+    if items[schema.COVER_PATH].null_count() == items.height:  # no cover at all: every image masked
+        dim = json.loads((image_dir / schema.EMB_META_FILE).read_text(encoding="utf-8"))["dim"]
         image = (np.zeros((items.height, dim), dtype=np.float32), np.zeros(items.height, dtype=bool))
     else:
         done = embed(FittedImageSide(items, Path(covers_dir), image_config, read_fitted(image_dir)),

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.data.dataset import Interactions, SplitData
 from pixrec.errors import InputError
 from pixrec.serve.neighbours import cosine_neighbours
@@ -53,7 +53,7 @@ def new_item_vectors(rec: ContentPlacer, new: NewItems, data: SplitData) -> np.n
     the model reads them, standardised with the training items' statistics), ID token absent."""
     from pixrec.features import Embeddings, build_item_features
 
-    items = new.items.with_columns(pl.lit(0, dtype=pl.Int32).alias(S.N_TRAIN))  # never trained
+    items = new.items.with_columns(pl.lit(0, dtype=pl.Int32).alias(schema.N_TRAIN))  # never trained
     none = Interactions(*(np.zeros(0, dtype=t) for t in (np.int32, np.int32, np.int64)))
     alone = SplitData(none, none, none, data.users, items, {})
     sides = {"text": Embeddings(*new.text, {}), "image": Embeddings(*new.image, {})}
@@ -86,18 +86,20 @@ def place(rec: ContentPlacer, vectors: np.ndarray, item_ids: list[str], data: Sp
     user_row, slot = np.nonzero(top.items >= n)  # (user, rank) cells holding a new item
     ids = np.asarray(item_ids, dtype=object)
     hits = pl.DataFrame({
-        S.ITEM_ID: ids[top.items[user_row, slot] - n],
-        S.USER_ID: data.users[S.USER_ID].to_numpy().astype(object)[user_row],
-        S.REC_RANK: (slot + 1).astype(np.int32), S.REC_SCORE: top.scores[user_row, slot],
-    }, schema={S.ITEM_ID: pl.Utf8, S.USER_ID: pl.Utf8, S.REC_RANK: pl.Int32, S.REC_SCORE: pl.Float32})
-    counts = hits.group_by(S.ITEM_ID).len("n_users")
-    summary = (pl.DataFrame({S.ITEM_ID: item_ids}, schema={S.ITEM_ID: pl.Utf8})
-               .join(counts, on=S.ITEM_ID, how="left", maintain_order="left")
+        schema.ITEM_ID: ids[top.items[user_row, slot] - n],
+        schema.USER_ID: data.users[schema.USER_ID].to_numpy().astype(object)[user_row],
+        schema.REC_RANK: (slot + 1).astype(np.int32), schema.REC_SCORE: top.scores[user_row, slot],
+    }, schema={schema.ITEM_ID: pl.Utf8, schema.USER_ID: pl.Utf8, schema.REC_RANK: pl.Int32,
+               schema.REC_SCORE: pl.Float32})
+    counts = hits.group_by(schema.ITEM_ID).len("n_users")
+    summary = (pl.DataFrame({schema.ITEM_ID: item_ids}, schema={schema.ITEM_ID: pl.Utf8})
+               .join(counts, on=schema.ITEM_ID, how="left", maintain_order="left")
                .with_columns(pl.col("n_users").fill_null(0).cast(pl.Int64)))
-    order = pl.DataFrame({S.ITEM_ID: item_ids, "_order": np.arange(m)}, schema={S.ITEM_ID: pl.Utf8,
-                                                                                  "_order": pl.Int64})
-    users = (hits.join(order, on=S.ITEM_ID).sort("_order", S.REC_RANK, pl.col(S.REC_SCORE), S.USER_ID,
-                                                   descending=[False, False, True, False])
+    order = pl.DataFrame({schema.ITEM_ID: item_ids, "_order": np.arange(m)},
+                         schema={schema.ITEM_ID: pl.Utf8, "_order": pl.Int64})
+    users = (hits.join(order, on=schema.ITEM_ID)
+             .sort("_order", schema.REC_RANK, pl.col(schema.REC_SCORE), schema.USER_ID,
+                   descending=[False, False, True, False])
              .group_by("_order", maintain_order=True).head(n_users).drop("_order"))
     rows, cos = cosine_neighbours(item_table(rec), vectors, k)
     return Placed(summary, users, neighbours_frame(ids, rows, cos, data))
@@ -108,9 +110,10 @@ def neighbours_frame(
 ) -> pl.DataFrame:
     """item_id, rank, neighbour_id, cosine: each query's neighbours (catalogue rows), best first."""
     q, r = np.indices(rows.shape)
-    catalogue = data.items[S.ITEM_ID].to_numpy().astype(object)
+    catalogue = data.items[schema.ITEM_ID].to_numpy().astype(object)
     return pl.DataFrame({
-        S.ITEM_ID: np.asarray(query_ids, dtype=object)[q.ravel()],
-        S.REC_RANK: (r.ravel() + 1).astype(np.int32),
+        schema.ITEM_ID: np.asarray(query_ids, dtype=object)[q.ravel()],
+        schema.REC_RANK: (r.ravel() + 1).astype(np.int32),
         "neighbour_id": catalogue[rows.ravel()], "cosine": cos.ravel(),
-    }, schema={S.ITEM_ID: pl.Utf8, S.REC_RANK: pl.Int32, "neighbour_id": pl.Utf8, "cosine": pl.Float32})
+    }, schema={schema.ITEM_ID: pl.Utf8, schema.REC_RANK: pl.Int32, "neighbour_id": pl.Utf8,
+               "cosine": pl.Float32})

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.atomic import atomic_dir, write_json
 from pixrec.errors import InputError
 from pixrec.serve.topk import TopK
 
-COLUMNS = (S.USER_ID, S.REC_RANK, S.ITEM_ID, S.REC_SCORE)
+COLUMNS = (schema.USER_ID, schema.REC_RANK, schema.ITEM_ID, schema.REC_SCORE)
 
 
 def lists_frame(top: TopK, user_ids: np.ndarray, item_ids: np.ndarray) -> pl.DataFrame:
@@ -28,19 +28,20 @@ def lists_frame(top: TopK, user_ids: np.ndarray, item_ids: np.ndarray) -> pl.Dat
     ``item_ids``: the id of each user_idx / item_idx (object arrays of str)."""
     rows, cols = np.nonzero(top.items >= 0)  # row-major: by user, then rank
     return pl.DataFrame({
-        S.USER_ID: user_ids[top.users[rows]],
-        S.REC_RANK: (cols + 1).astype(np.int32),
-        S.ITEM_ID: item_ids[top.items[rows, cols]],
-        S.REC_SCORE: top.scores[rows, cols],
-    }, schema={S.USER_ID: pl.Utf8, S.REC_RANK: pl.Int32, S.ITEM_ID: pl.Utf8, S.REC_SCORE: pl.Float32})
+        schema.USER_ID: user_ids[top.users[rows]],
+        schema.REC_RANK: (cols + 1).astype(np.int32),
+        schema.ITEM_ID: item_ids[top.items[rows, cols]],
+        schema.REC_SCORE: top.scores[rows, cols],
+    }, schema={schema.USER_ID: pl.Utf8, schema.REC_RANK: pl.Int32, schema.ITEM_ID: pl.Utf8,
+               schema.REC_SCORE: pl.Float32})
 
 
 def write_recommendations(out_dir: Path, frames: dict[str, pl.DataFrame], manifest: dict) -> None:
     """Every model's frame as ``<model>.parquet`` and the manifest, atomically."""
     with atomic_dir(Path(out_dir)) as tmp:
         for name, frame in frames.items():
-            frame.write_parquet(tmp / f"{name}{S.RECS_SUFFIX}", statistics=False)
-        write_json(tmp / S.RECS_META_FILE, manifest)
+            frame.write_parquet(tmp / f"{name}{schema.RECS_SUFFIX}", statistics=False)
+        write_json(tmp / schema.RECS_META_FILE, manifest)
 
 
 class Recommendations:
@@ -48,7 +49,7 @@ class Recommendations:
 
     def __init__(self, directory: Path) -> None:
         self.dir = Path(directory)
-        path = self.dir / S.RECS_META_FILE
+        path = self.dir / schema.RECS_META_FILE
         if not path.is_file():
             raise InputError(f"{path}: missing; run the recommend stage (dvc repro recommend)")
         self.manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -65,9 +66,9 @@ class Recommendations:
         if k > self.k:
             raise InputError(f"k={k} but the recommend stage kept {self.k} per user; raise recommend.k in "
                              "params.yaml and run dvc repro recommend")
-        order = pl.DataFrame({S.USER_ID: user_ids, "_order": np.arange(len(user_ids))},
-                             schema={S.USER_ID: pl.Utf8, "_order": pl.Int64})
-        return (pl.scan_parquet(self.dir / f"{model}{S.RECS_SUFFIX}")
-                .filter(pl.col(S.USER_ID).is_in(user_ids) & (pl.col(S.REC_RANK) <= k))
-                .join(order.lazy(), on=S.USER_ID)
-                .sort("_order", S.REC_RANK).drop("_order").collect())
+        order = pl.DataFrame({schema.USER_ID: user_ids, "_order": np.arange(len(user_ids))},
+                             schema={schema.USER_ID: pl.Utf8, "_order": pl.Int64})
+        return (pl.scan_parquet(self.dir / f"{model}{schema.RECS_SUFFIX}")
+                .filter(pl.col(schema.USER_ID).is_in(user_ids) & (pl.col(schema.REC_RANK) <= k))
+                .join(order.lazy(), on=schema.USER_ID)
+                .sort("_order", schema.REC_RANK).drop("_order").collect())

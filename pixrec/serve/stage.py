@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pixrec import schema as S
+from pixrec import schema
 from pixrec.config import ConfigError, section
 from pixrec.data.dataset import SplitData
 from pixrec.serve.models import recommenders
@@ -37,16 +37,16 @@ def recommend_all(
     from pixrec.numerics import environment
 
     names = list(dict.fromkeys([headline, *config.models]))
-    users = data.users[S.USER_IDX].to_numpy()
-    user_ids = data.users[S.USER_ID].to_numpy().astype(object)
-    item_ids = data.items[S.ITEM_ID].to_numpy().astype(object)
+    users = data.users[schema.USER_IDX].to_numpy()
+    user_ids = data.users[schema.USER_ID].to_numpy().astype(object)
+    item_ids = data.items[schema.ITEM_ID].to_numpy().astype(object)
     frames, about = {}, {}
     for rec in recommenders(names, data, models_dir, embeddings_dir, tuning_dir):
         t0 = time.perf_counter()
         top = top_k_unseen(rec, users, config.k, data.seen_matrix, config.batch_users)
         frames[rec.name] = lists_frame(top, user_ids, item_ids)
         about[rec.name] = {"users": len(users), "rows": frames[rec.name].height, "short_lists": top.n_short,
-                           "file": f"{rec.name}{S.RECS_SUFFIX}"}
+                           "file": f"{rec.name}{schema.RECS_SUFFIX}"}
         log(f"{rec.name}: top-{config.k} for {len(users):,} users in {time.perf_counter() - t0:.1f} s"
             f" ({top.n_short} users with fewer than {config.k} rankable unseen items)")
         del rec
