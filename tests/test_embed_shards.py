@@ -21,7 +21,7 @@ from real_params import real_config
 from typer.testing import CliRunner
 
 from pixrec import schema
-from pixrec.encoders.base import ImageEncoderConfig, TextEncoderConfig, read_items, write_embedded
+from pixrec.encoders.base import ImageEncoderConfig, TextEncoderConfig, read_item_columns, write_embedded
 from pixrec.encoders.shards import Shard, ShardError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +105,7 @@ def test_merge_refuses_missing_and_foreign_shards(pixel_runs, tiny_raw, tiny_spl
 
     shutil.rmtree(shards / "shard-1-of-3")
     shutil.copytree(root / "out3.shards" / "shard-1-of-3", shards / "shard-1-of-3")
-    items = read_items(tiny_split, [schema.COVER_PATH, schema.N_TRAIN])
+    items = read_item_columns(tiny_split, [schema.COVER_PATH, schema.N_TRAIN])
     moved = items.with_columns(items[schema.COVER_PATH].scatter(0, "covers/elsewhere.jpg"))
     with pytest.raises(ShardError, match=r"shard 0 of 3 was made from a different items table"):
         merge_image_shards(moved, real_config(ImageEncoderConfig, **PIXEL), 3, shards)
@@ -141,7 +141,7 @@ def test_sbert_shards_merge_to_the_single_run_bytes(tiny_split, tmp_path):
     # 90-315 chars: padding varies; torch fp32, whose padded batches round differently (the naive
     # split below shows it)
     cfg = real_config(TextEncoderConfig, name="sbert", batch_size=8, max_length=128, backend="torch")
-    items = read_items(tiny_split, list(cfg.fields)).head(40)
+    items = read_item_columns(tiny_split, list(cfg.fields)).head(40)
     encoder = build_text_encoder(cfg)
     single = embed_texts(items, cfg, encoder=encoder, progress=False)
     write_embedded(single, tmp_path / "single")
@@ -183,7 +183,7 @@ def test_torchrun_embeds_one_shard_per_rank_and_rank0_merges(pixel_runs, tiny_ra
 def test_cuda_sbert_matches_cpu_within_fp16_tolerance(tiny_split):
     from pixrec.encoders.text import build_text_encoder, embed_texts
 
-    items = read_items(tiny_split, ["title", "tag", "description"]).head(64)
+    items = read_item_columns(tiny_split, ["title", "tag", "description"]).head(64)
     cpu = embed_texts(items, real_config(TextEncoderConfig, device="cpu"), progress=False)
     gpu = embed_texts(items, real_config(TextEncoderConfig, device="cuda"), progress=False,
                       encoder=build_text_encoder(real_config(TextEncoderConfig, device="cuda")))

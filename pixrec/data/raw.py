@@ -191,14 +191,14 @@ def _timestamps(df: pl.DataFrame, report: RawReport) -> pl.DataFrame:
     return df.with_columns(pl.when(ms).then(pl.col("_num") / 1000.0).otherwise(pl.col("_num")).alias("_ts"))
 
 
-def read_interactions(path: Path, report: RawReport, encoding: str = "utf-8") -> pl.DataFrame:
+def read_raw_interactions(path: Path, report: RawReport, encoding: str = "utf-8") -> pl.DataFrame:
     """``_row, item_id, user_id, timestamp`` (UInt32, Utf8, Utf8, Int64 seconds), bad rows dropped and
     counted; no usable row at all is an error naming the commonest cause."""
     return parse_interactions(read_csv_text(path, schema.INTERACTION_COLUMNS, encoding), Path(path), report)
 
 
 def parse_interactions(df: pl.DataFrame, path: Path, report: RawReport) -> pl.DataFrame:
-    """:func:`read_interactions` on the text table ``df`` already read from ``path``."""
+    """:func:`read_raw_interactions` on the text table ``df`` already read from ``path``."""
     df = df.with_columns(pl.col(schema.ITEM_ID).str.strip_chars(), pl.col(schema.USER_ID).str.strip_chars())
     df = _timestamps(df, report)
     cols = [schema.ITEM_ID, schema.USER_ID, schema.TIMESTAMP]
@@ -229,13 +229,13 @@ def _commonest(df: pl.DataFrame, report: RawReport, kinds: list[str]) -> str:
 
 
 # --- items ------------------------------------------------------------------------------------------------
-def read_items(path: Path, report: RawReport, encoding: str = "utf-8") -> pl.DataFrame:
+def read_raw_items(path: Path, report: RawReport, encoding: str = "utf-8") -> pl.DataFrame:
     """Item table with counts as Float64 (null = missing), text as Utf8 (null = empty)."""
     return parse_items(read_csv_text(Path(path), schema.ITEM_COLUMNS, encoding), report)
 
 
 def parse_items(df: pl.DataFrame, report: RawReport) -> pl.DataFrame:
-    """:func:`read_items` on the text table ``df`` already read."""
+    """:func:`read_raw_items` on the text table ``df`` already read."""
     df = df.with_columns(pl.col(schema.ITEM_ID).str.strip_chars())
     bad_id = pl.col(schema.ITEM_ID) == ""
     report.add_mask("items: empty item_id (row dropped)", df, bad_id, [schema.ITEM_ID, schema.TITLE])
@@ -296,5 +296,5 @@ def list_cover_files(cover_dir: Path, report: RawReport | None = None) -> dict[s
 
 
 __all__ = ["COVER_SUFFIXES", "RawDataError", "RawReport", "is_cover_name", "list_cover_files", "list_covers",
-           "parse_interactions", "parse_items", "read_csv_text", "read_header", "read_interactions",
-           "read_items"]
+           "parse_interactions", "parse_items", "read_csv_text", "read_header", "read_raw_interactions",
+           "read_raw_items"]

@@ -18,7 +18,7 @@ import polars as pl
 
 from pixrec import schema
 from pixrec.config import ConfigError, section
-from pixrec.data.raw import RawDataError, RawReport, list_covers, read_interactions, read_items
+from pixrec.data.raw import RawDataError, RawReport, list_covers, read_raw_interactions, read_raw_items
 from pixrec.atomic import atomic_dir
 
 ROLES = ("train", "valid", "test")
@@ -40,8 +40,8 @@ class SplitConfig:
 
 def _interactions_with_items(raw_dir: Path, report: RawReport) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Valid interactions of known items, each (user, item) pair once (the earliest), and the items."""
-    inter = read_interactions(Path(raw_dir) / schema.RAW_INTERACTIONS, report)
-    items = read_items(Path(raw_dir) / schema.RAW_ITEMS, report)
+    inter = read_raw_interactions(Path(raw_dir) / schema.RAW_INTERACTIONS, report)
+    items = read_raw_items(Path(raw_dir) / schema.RAW_ITEMS, report)
     unknown = ~pl.col(schema.ITEM_ID).is_in(items[schema.ITEM_ID].implode())
     report.add_mask("interactions: item_id not in item_info.csv (dropped)", inter, unknown, [schema.ITEM_ID])
     inter = inter.filter(~unknown)

@@ -257,7 +257,7 @@ def read_fitted(out_dir: Path) -> dict[str, np.ndarray]:
     return {p.stem: np.load(p) for p in sorted(d.glob("*.npy"))} if d.is_dir() else {}
 
 
-def read_items(split_dir: Path, columns: Sequence[str]) -> pl.DataFrame:
+def read_item_columns(split_dir: Path, columns: Sequence[str]) -> pl.DataFrame:
     """``items.parquet`` restricted to ``columns``; checks that row i is item_idx i."""
     path = Path(split_dir) / schema.ITEMS_FILE
     if not path.is_file():
@@ -304,7 +304,7 @@ __all__ = [
     "config_meta",
     "machine_threads",
     "read_fitted",
-    "read_items",
+    "read_item_columns",
     "resolve_device",
     "warn_random",
     "write_embedded",

@@ -45,7 +45,7 @@ from pixrec.encoders.base import (
     ImageEncoder,
     ImageEncoderConfig,
     Preprocess,
-    read_items,
+    read_item_columns,
     resolve_device,
     warn_random,
 )
@@ -611,7 +611,7 @@ def run_embed_images(
 ) -> dict:
     """The embed-images stage: read ``items.parquet``, embed (all, a shard, or merge), write ``out_dir``."""
     IMAGE_ENCODERS.get(config.name)  # fail on an unknown name before reading anything
-    items = read_items(split_dir, [schema.COVER_PATH, schema.N_TRAIN])
+    items = read_item_columns(split_dir, [schema.COVER_PATH, schema.N_TRAIN])
     return driver.run(ImageSide(items, raw_dir, config), out_dir, cache_dir=cache_dir, progress=progress,
                       shard=shard, merge=merge, shard_dir=shard_dir)
 

@@ -28,7 +28,7 @@ from pixrec.encoders.base import (
     TextEncoder,
     TextEncoderConfig,
     machine_threads,
-    read_items,
+    read_item_columns,
     resolve_device,
 )
 from pixrec.encoders.driver import EmbedSide
@@ -328,7 +328,7 @@ def run_embed_text(
 ) -> dict:
     """The embed-text stage: read ``items.parquet``, embed (all, a shard, or merge), write ``out_dir``."""
     TEXT_ENCODERS.get(config.name)  # fail on an unknown name before reading anything
-    items = read_items(split_dir, list(config.fields))
+    items = read_item_columns(split_dir, list(config.fields))
     return driver.run(TextSide(items, config), out_dir, cache_dir=cache_dir, progress=progress,
                       shard=shard, merge=merge, shard_dir=shard_dir)
 

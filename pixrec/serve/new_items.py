@@ -40,7 +40,7 @@ def read_new_items(
     catalogue's), with ``tag_idx`` from the catalogue's tags (0 = a tag it never had) and
     ``cover_path`` (file name in ``covers_dir``, null when there is none). An id already in the
     catalogue or given twice is an error; so is a missing column."""
-    from pixrec.data.raw import RawReport, list_cover_files, parse_items, read_items
+    from pixrec.data.raw import RawReport, list_cover_files, parse_items, read_raw_items
 
     report = RawReport()
     if isinstance(source, pl.DataFrame):
@@ -53,7 +53,7 @@ def read_new_items(
         text = source.select(pl.col(c).cast(pl.Utf8).fill_null("") for c in schema.ITEM_COLUMNS)
         items = parse_items(text.with_row_index("_row", offset=1), report)
     else:
-        items = read_items(Path(source), report)
+        items = read_raw_items(Path(source), report)
     path = source if not isinstance(source, pl.DataFrame) else "new items"
     if twice := report.counts.get("items: duplicated item_id (later row dropped)"):
         raise InputError(f"{path}: {twice} item_id(s) given twice; give each new item once")
