@@ -98,9 +98,9 @@ def validation_sample(data: SplitData, n: int, seed: int) -> tuple[np.ndarray, n
 
 def validation_ndcg(rec, data: SplitData, users: np.ndarray, targets: np.ndarray) -> float:
     """NDCG@10 of each user's valid item ranked against all items by ``rec``, training items masked."""
-    from pixrec.evaluation.protocols import full_ranking
+    from pixrec.evaluation.protocols import full_ranking_metrics
 
-    return float(full_ranking(rec, users, targets, data.train_matrix, ks=[10])["ndcg@10"])
+    return float(full_ranking_metrics(rec, users, targets, data.train_matrix, ks=[10])["ndcg@10"])
 
 
 def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, loss_fn: Callable[[], torch.Tensor],

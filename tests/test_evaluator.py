@@ -25,7 +25,7 @@ from pixrec.evaluation import (
     TrainedModel,
     evaluate_all,
     evaluate_model,
-    full_ranking,
+    full_ranking_metrics,
     rank_full,
     rank_sampled,
 )
@@ -118,9 +118,9 @@ def test_batches_and_top_lists():
         assert listed == finite, "a masked or -inf item was listed, or the target was left out"
 
 
-def test_full_ranking_for_validation():
+def test_full_ranking_metrics_for_validation():
     rec = Table([[5, 4, 3, 2, 1], [1, 2, 3, 4, 5]])
-    out = full_ranking(rec, np.array([0, 1]), np.array([4, 4]), mask_of([[0], []], 5), ks=[1, 10])
+    out = full_ranking_metrics(rec, np.array([0, 1]), np.array([4, 4]), mask_of([[0], []], 5), ks=[1, 10])
     # user 0: item 4 behind items 1, 2, 3 -> rank 4; user 1: rank 1
     assert out["n_users"] == 2
     assert out["recall@1"] == 0.5 and out["recall@10"] == 1.0

@@ -13,7 +13,7 @@ from pixrec.evaluation.evaluator import (
 from pixrec.evaluation.intervals import IntervalConfig
 from pixrec.evaluation.metrics import METRICS, summarise
 from pixrec.evaluation.output import write_outputs
-from pixrec.evaluation.protocols import FullRanks, full_ranking, rank_full, rank_sampled
+from pixrec.evaluation.protocols import FullRanks, full_ranking_metrics, rank_full, rank_sampled
 
 __all__ = [
     "METRICS",
@@ -26,7 +26,7 @@ __all__ = [
     "evaluate_all",
     "evaluate_baselines",
     "evaluate_model",
-    "full_ranking",
+    "full_ranking_metrics",
     "rank_full",
     "rank_sampled",
     "summarise",

@@ -114,7 +114,7 @@ def rank_full(
     return FullRanks(ranks, top)
 
 
-def full_ranking(
+def full_ranking_metrics(
     recommender: Recommender,
     users: np.ndarray,
     targets: np.ndarray,
@@ -123,7 +123,7 @@ def full_ranking(
     batch_users: int = 1024,
     metrics: list[str] | None = None,
 ) -> dict[str, float]:
-    """``{'recall@k', 'ndcg@k', 'mrr@k': mean}`` of the full protocol, plus ``n_users``.
+    """:func:`rank_full`'s ranks summarised: ``{'recall@k', 'ndcg@k', 'mrr@k': mean}``, plus ``n_users``.
 
     The entry point for validation during training: e.g. valid targets with the train matrix as mask
     on a sample of users.
