@@ -169,8 +169,7 @@ def ranked(fam, rec, data, embeddings, eval_config):
     from pixrec.evaluation.two_stage import two_stage_ranker
 
     if eval_config.ranking == "two_stage" and fam.pairwise:
-        vectors = {side: (e.vectors, e.mask) for side, e in embeddings.items()}
-        return two_stage_ranker(rec, data, vectors, eval_config)
+        return two_stage_ranker(rec, data, embeddings, eval_config)
     return rec
 
 

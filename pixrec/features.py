@@ -23,7 +23,11 @@ from pixrec.errors import InputError
 
 @dataclass
 class Embeddings:
-    """One side's frozen item embeddings: ``vectors`` float32 (n_items, d), ``mask`` bool (n_items,)."""
+    """One side's frozen item embeddings: ``vectors`` float32 (n_items, d), ``mask`` bool (n_items,).
+
+    The one in-memory type every consumer reads (the trained models, the content baselines, serving),
+    loaded from what the embed stage wrote of a :class:`pixrec.encoders.base.Embedded`.
+    """
 
     vectors: np.ndarray
     mask: np.ndarray

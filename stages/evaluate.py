@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from stages._params import fail_cleanly, read_params
-from stages.tune import load_vectors, needs_embeddings
+from stages.tune import needs_embeddings
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -78,6 +78,7 @@ def main(
     from pixrec.data.dataset import SplitData
     from pixrec.evaluation import SampledCandidates, evaluate_all, write_outputs
     from pixrec.evaluation.tuning import load_chosen
+    from pixrec.features import load_embeddings
     from pixrec.numerics import environment
 
     config, intervals, models_ = load_params(params)
@@ -85,7 +86,7 @@ def main(
     ctx = load_chosen(tuning, data, None)
     two_stage = list(config.two_stage_retrievers) if config.ranking == "two_stage" else []
     if needs_embeddings([*ctx.chosen, *two_stage]):
-        ctx.embeddings = load_vectors(embeddings, data.n_items)
+        ctx.embeddings = load_embeddings(embeddings, data.n_items)
     sampled = SampledCandidates.load(candidates, data)
     results, reference = evaluate_all(ctx, sampled, config, intervals,
                                       trained_models(models_, models, data, embeddings), log=typer.echo)

@@ -29,13 +29,6 @@ def needs_embeddings(names: list[str]) -> bool:
     return any(BASELINES.get(n).needs_embeddings for n in names)
 
 
-def load_vectors(embeddings: Path, n_items: int) -> dict:
-    """``{side: (vectors (I, d), usable (I,))}`` of the embed stages' outputs under ``embeddings``."""
-    from pixrec.features import load_embeddings
-
-    return {side: (e.vectors, e.mask) for side, e in load_embeddings(embeddings, n_items).items()}
-
-
 @app.command()
 @fail_cleanly
 def main(
@@ -47,11 +40,12 @@ def main(
 ) -> None:
     from pixrec.config import to_mapping
     from pixrec.evaluation.tuning import load_validation_split, tune_all, write_tuning
+    from pixrec.features import load_embeddings
     from pixrec.numerics import environment
 
     config = load_params(params)
     view = load_validation_split(split)
-    emb = load_vectors(embeddings, view.n_items) if needs_embeddings(config.names) else None
+    emb = load_embeddings(embeddings, view.n_items) if needs_embeddings(config.names) else None
     tuned = tune_all(view, emb, config, log=typer.echo)
     write_tuning(tuned, out, metrics, {"config": to_mapping(config), "numerics": environment()})
     typer.echo(f"wrote {out}/ and {metrics} ({len(tuned.chosen)} baselines)")

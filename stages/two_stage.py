@@ -37,12 +37,12 @@ def main(
     from pixrec.atomic import write_json
     from pixrec.data.dataset import SplitData
     from pixrec.evaluation.two_stage import two_stage_sweep
+    from pixrec.features import load_embeddings
     from pixrec.models import family
-    from stages.tune import load_vectors
 
     config = load_params(params)
     data = SplitData.load(split)
-    emb = load_vectors(embeddings, data.n_items)
+    emb = load_embeddings(embeddings, data.n_items)
     ranker = family("fusion").load(fusion, data, embeddings, name="fusion")
     result = two_stage_sweep(ranker, data, emb, config, log=typer.echo)
     write_json(metrics, result)

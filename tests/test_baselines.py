@@ -14,6 +14,7 @@ from pixrec.baselines.neighbours import top_k_per_row
 from pixrec.config import ConfigError
 from pixrec.errors import InputError
 from pixrec.evaluation.protocols import rank_full
+from pixrec.features import Embeddings
 from pixrec.registry import UnknownNameError
 
 ID_ONLY = ["most_popular", "item_knn", "user_knn", "ease", "als", "bpr"]
@@ -177,13 +178,14 @@ def toy_embeddings(data, d=4, seed=0):
     txt_mask = np.ones(data.n_items, bool)
     img_mask[0] = False  # item 0: text only
     img_mask[1] = txt_mask[1] = False  # item 1: no content at all
-    return {"image": (img, img_mask), "text": (txt, txt_mask)}
+    return {"image": Embeddings(img, img_mask, {}), "text": Embeddings(txt, txt_mask, {})}
 
 
 def test_content_knn_matches_hand_computation(toy):
     emb = toy_embeddings(toy)
     model = fit("content_knn", toy, emb)
-    (img, im), (txt, tm) = emb["image"], emb["text"]
+    img, im = emb["image"].vectors, emb["image"].mask
+    txt, tm = emb["text"].vectors, emb["text"].mask
     unit = lambda v: v / np.linalg.norm(v)  # noqa: E731
     vecs = np.zeros((toy.n_items, img.shape[1] + txt.shape[1]))
     for i in range(toy.n_items):  # reference loop: per-side unit vectors, concatenated, unit again
@@ -229,7 +231,7 @@ def test_content_knn_weight_on_a_side_without_content_ranks_nothing(toy):
     """A text-only dataset (every cover masked): image_weight 1 leaves nothing to rank with, so every
     item is unrankable (tuning scores it 0 and chooses another weight), not an error."""
     emb = toy_embeddings(toy)
-    emb["image"] = (emb["image"][0], np.zeros(toy.n_items, bool))
+    emb["image"] = Embeddings(emb["image"].vectors, np.zeros(toy.n_items, bool), {})
     assert np.isneginf(fit("content_knn", toy, emb, image_weight=1.0).score_all(np.arange(5))).all()
     assert np.isfinite(fit("content_knn", toy, emb, image_weight=0.0).score_all(np.arange(5))[:, 2:]).all()
 
@@ -242,7 +244,8 @@ def test_content_knn_image_weight_weighs_the_sides_cosines(toy, w):
     img = rng.standard_normal((toy.n_items, 3)).astype(np.float32)
     txt = rng.standard_normal((toy.n_items, 5)).astype(np.float32)
     ok = np.ones(toy.n_items, bool)
-    model = fit("content_knn", toy, {"image": (img, ok), "text": (txt, ok)}, image_weight=w)
+    emb = {"image": Embeddings(img, ok, {}), "text": Embeddings(txt, ok, {})}
+    model = fit("content_knn", toy, emb, image_weight=w)
     unit = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)  # noqa: E731
     vecs = np.concatenate([np.sqrt(w) * unit(img), np.sqrt(1 - w) * unit(txt)], axis=1)
     x = dense_x(toy)
@@ -269,7 +272,7 @@ def test_content_knn_reaches_cold_items():
     # user 0 trained on items 0, 1 (content along e0); cold item 3 has the same content
     data = make_split(2, 5, [(0, 0), (0, 1), (1, 2), (1, 4)], test=[(0, 3)])
     vec = np.array([[1, 0], [1, 0.1], [0, 1], [1, 0.05], [0.2, 1]], np.float32)
-    model = fit("content_knn", data, {"text": (vec, np.ones(5, bool))})
+    model = fit("content_knn", data, {"text": Embeddings(vec, np.ones(5, bool), {})})
     assert data.cold_items[3]
     rank = rank_full(model, np.array([0]), np.array([3]), data.seen_matrix).ranks
     assert rank.tolist() == [1]

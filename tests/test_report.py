@@ -94,10 +94,10 @@ def _tune_and_evaluate(p: dict[str, Path], data) -> None:
     from pixrec.evaluation import EvalConfig, IntervalConfig, SampledCandidates, evaluate_model, write_outputs
     from pixrec.evaluation.evaluator import attach_intervals, evaluate_baselines, reference_model
     from pixrec.evaluation.tuning import TuneConfig, load_validation_split, tune_all, write_tuning
+    from pixrec.features import load_embeddings
     from pixrec.negatives import NegativesConfig, sampled_candidates
-    from stages.tune import load_vectors
 
-    vectors = load_vectors(p["embeddings"], data.n_items)
+    vectors = load_embeddings(p["embeddings"], data.n_items)
     tune = real_config(TuneConfig, names=BASELINES, knobs=KNOBS, batch_users=64, valid_users=None)
     tuned = tune_all(load_validation_split(p["split"]), vectors, tune, log=lambda _: None)
     write_tuning(tuned, p["root"] / "data/tuning", p["metrics"] / "tuning.json", {})

@@ -4,7 +4,6 @@ from pixrec.baselines import content, ease, factors, hybrid, neighbours, popular
 from pixrec.baselines.base import (
     BASELINES,
     Baseline,
-    Embeddings,
     FitContext,
     make_baseline,
     preflight_baseline,
@@ -12,5 +11,5 @@ from pixrec.baselines.base import (
 )
 from pixrec.baselines.ease import MemoryBudgetError
 
-__all__ = ["BASELINES", "Baseline", "Embeddings", "FitContext", "MemoryBudgetError", "make_baseline",
+__all__ = ["BASELINES", "Baseline", "FitContext", "MemoryBudgetError", "make_baseline",
            "preflight_baseline", "seed_for"]

@@ -19,7 +19,7 @@ import inspect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,7 +30,9 @@ from pixrec.errors import InputError
 from pixrec.registry import Registry
 from pixrec.scoring import top_unseen
 
-Embeddings = dict[str, tuple[np.ndarray, np.ndarray]]  # side -> (vectors (I, d) f32, usable (I,) bool)
+if TYPE_CHECKING:
+    from pixrec.features import Embeddings
+
 
 
 class Baseline:
@@ -101,7 +103,7 @@ class FitContext:
     chosen knobs (:meth:`component`), fitted once and shared."""
 
     data: SplitData
-    embeddings: Embeddings | None
+    embeddings: dict[str, Embeddings] | None  # side -> that side's embed-stage output
     seed: int
     chosen: dict[str, dict[str, Any]] = field(default_factory=dict)
     where: str = "baselines.knobs"  # the params.yaml home of the knobs, for error messages

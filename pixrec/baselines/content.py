@@ -43,8 +43,8 @@ class ContentKNN(Baseline):
         n = data.n_items
         parts, usable = [], np.zeros(n, dtype=bool)
         for side in sorted(embeddings):
-            vectors, mask = embeddings[side]
-            vectors, mask = np.asarray(vectors, dtype=np.float32), np.asarray(mask, dtype=bool)
+            vectors = np.asarray(embeddings[side].vectors, dtype=np.float32)
+            mask = np.asarray(embeddings[side].mask, dtype=bool)
             if vectors.ndim != 2 or vectors.shape[0] != n or mask.shape != (n,):
                 raise InputError(
                     f"content_knn: {side} embeddings {vectors.shape} / mask {mask.shape} do not match "

@@ -209,7 +209,11 @@ class MaskCounter:
 
 @dataclass
 class Embedded:
-    """One side's output: ``vectors`` float32 (n_items, dim), ``mask`` bool (n_items,), ``meta``."""
+    """One side's output: ``vectors`` float32 (n_items, dim), ``mask`` bool (n_items,), ``meta``.
+
+    What an embed stage produces and :func:`write_embedded` writes (with the finalize step's fitted
+    arrays, its invariants checked here); consumers read it back as :class:`pixrec.features.Embeddings`.
+    """
 
     vectors: np.ndarray
     mask: np.ndarray

@@ -19,19 +19,22 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from pixrec import schema
-from pixrec.baselines import BASELINES, Baseline, Embeddings, FitContext, preflight_baseline
+from pixrec.baselines import BASELINES, Baseline, FitContext, preflight_baseline
 from pixrec.baselines.base import check_names, typed_knobs
 from pixrec.config import ConfigError, section
 from pixrec.data.dataset import Interactions, SplitData
 from pixrec.errors import InputError
 from pixrec.evaluation.metrics import ndcg
 from pixrec.evaluation.protocols import rank_full
+
+if TYPE_CHECKING:
+    from pixrec.features import Embeddings
 
 CHOSEN_FILE = "chosen.json"  # in the tune stage's output directory
 META_FILE = "meta.json"  # beside it: the config, library versions and CPU kernels it ran with
@@ -152,7 +155,8 @@ def tune_one(
 
 
 def tune_all(
-    view: SplitData, embeddings: Embeddings | None, config: TuneConfig, log: Callable[[str], None] = print
+    view: SplitData, embeddings: dict[str, Embeddings] | None, config: TuneConfig,
+    log: Callable[[str], None] = print,
 ) -> Tuned:
     """Tune every baseline of ``config.names`` in order on ``view`` (:func:`validation_view`)."""
     ctx = FitContext(view, embeddings, config.seed)
@@ -198,7 +202,7 @@ def write_tuning(tuned: Tuned, out_dir: Path, metrics_path: Path, meta: dict) ->
     })
 
 
-def load_chosen(tuning_dir: Path, data: SplitData, embeddings: Embeddings | None) -> FitContext:
+def load_chosen(tuning_dir: Path, data: SplitData, embeddings: dict[str, Embeddings] | None) -> FitContext:
     """The evaluate stage's FitContext: the tune stage's seed and chosen knobs, on the full split."""
     import json
 

@@ -12,19 +12,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pixrec.baselines import Baseline, Embeddings, FitContext
+from pixrec.baselines import Baseline, FitContext
 from pixrec.data.dataset import SplitData
 from pixrec.evaluation.config import EvalConfig
 from pixrec.evaluation.evaluator import evaluate_model
 from pixrec.scoring import Recommender, TwoStage
 
+if TYPE_CHECKING:
+    from pixrec.features import Embeddings
+
 PROTOCOLS = ("full", "cold")
 
 
-def retriever_context(data: SplitData, embeddings: Embeddings | None, config: EvalConfig) -> FitContext:
+def retriever_context(
+    data: SplitData, embeddings: dict[str, Embeddings] | None, config: EvalConfig
+) -> FitContext:
     """Where the retrievers of ``eval.two_stage_retrievers`` are fitted, at their fixed knobs."""
     return FitContext(data, embeddings, config.seed, chosen=dict(config.two_stage_retrievers),
                       where="eval.two_stage_retrievers")
@@ -33,7 +39,7 @@ def retriever_context(data: SplitData, embeddings: Embeddings | None, config: Ev
 def two_stage_ranker(
     ranker: Recommender,
     data: SplitData,
-    embeddings: Embeddings | None,
+    embeddings: dict[str, Embeddings] | None,
     config: EvalConfig,
     fitted: dict[str, Baseline] | None = None,
     log: Callable[[str], None] = print,
@@ -64,7 +70,7 @@ def candidate_recall(ts: TwoStage, users: np.ndarray, targets: np.ndarray,
 
 
 def two_stage_sweep(
-    ranker: Recommender, data: SplitData, embeddings: Embeddings | None, config: EvalConfig,
+    ranker: Recommender, data: SplitData, embeddings: dict[str, Embeddings] | None, config: EvalConfig,
     log: Callable[[str], None] = print,
 ) -> dict:
     """``{'exact': {...}, 'n=100': {...}, ...}``: full and cold metrics per ranking, the two-stage

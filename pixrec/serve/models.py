@@ -31,13 +31,6 @@ def load_trained(name: str, models_dir: Path, data: SplitData, embeddings_dir: P
     return fam.load(model_dir, data, embeddings_dir, name=name)
 
 
-def baseline_embeddings(embeddings_dir: Path, n_items: int) -> dict:
-    """``{side: (vectors (I, d), usable (I,))}``: the content baselines' view of the embed outputs."""
-    from pixrec.features import load_embeddings
-
-    return {side: (e.vectors, e.mask) for side, e in load_embeddings(embeddings_dir, n_items).items()}
-
-
 def recommenders(
     names: list[str], data: SplitData, models_dir: Path, embeddings_dir: Path, tuning_dir: Path
 ) -> Iterator[Recommender]:
@@ -47,6 +40,7 @@ def recommenders(
     """
     from pixrec.baselines import BASELINES
     from pixrec.evaluation.tuning import load_chosen
+    from pixrec.features import load_embeddings
     from pixrec.models import MODELS
 
     unknown = [n for n in names if n not in MODELS and n not in BASELINES]
@@ -65,7 +59,7 @@ def recommenders(
                              f"{list(ctx.chosen)}); add it to baselines.names and run dvc repro tune")
         parts = {n: [n, *BASELINES.get(n).components(ctx.chosen[n])] for n in baselines}
         if any(BASELINES.get(p).needs_embeddings for ps in parts.values() for p in ps):
-            ctx.embeddings = baseline_embeddings(embeddings_dir, data.n_items)
+            ctx.embeddings = load_embeddings(embeddings_dir, data.n_items)
     for name in names:
         if name in MODELS:
             yield load_trained(name, models_dir, data, embeddings_dir)
