@@ -44,11 +44,16 @@ class TrainConfig:
     threads: int  # torch threads in all: each of ``nproc`` processes gets threads // nproc
     nproc: int  # processes on this machine (the train stage re-launches itself under torchrun)
     bf16: bool  # CUDA only: bf16 autocast of forward and loss; ignored on CPU
+    # per-step decay of an exponential moving average of the weights, which is what is validated and
+    # saved (Polyak & Juditsky 1992; 0 = off): one noisy epoch neither stops training nor is kept
+    ema: float
 
     def __post_init__(self) -> None:
         if min(self.epochs, self.batch_size, self.patience, self.val_users, self.nproc, self.threads) < 1:
             raise ConfigError("train: epochs, batch_size, patience, val_users, threads and nproc "
                               "must be >= 1")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"train.ema: expected 0 <= ema < 1 (0 = off), got {self.ema}")
 
 
 class Task(Protocol):
@@ -155,14 +160,16 @@ def _train(task: Task, config: TrainConfig, out_dir: Path | None, live) -> dict:
     opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
     run = _Run(history=[], patience=config.patience)
-    untrained = validate()
+    untrained = validate(module)
+    averaged, after_step = _averaging(module, config.ema)
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
         module.train()
-        loss = _epoch(task, net, opt, gen, epoch, config, rank, world, _forward_context(dev, config))
+        loss = _epoch(task, net, opt, gen, epoch, config, rank, world, _forward_context(dev, config),
+                      after_step)
         run.seconds += time.perf_counter() - t0
-        ndcg = validate()
-        if _record(run, module, epoch, loss, ndcg, time.perf_counter() - t0, rank, live):
+        ndcg = validate(averaged)
+        if _record(run, averaged, epoch, loss, ndcg, time.perf_counter() - t0, rank, live):
             break
     metrics = {"best_epoch": run.best_epoch, "best_val_ndcg@10": run.best_ndcg,
                "untrained_val_ndcg@10": untrained, "epochs_run": len(run.history),
@@ -190,16 +197,31 @@ def _place(task: Task, config: TrainConfig, dev: torch.device, world: int):
         net = torch.nn.parallel.DistributedDataParallel(
             module, device_ids=[dev.index] if cuda else None, static_graph=True)
 
-    def validate() -> float:
-        """Rank 0's validation NDCG@10, broadcast so every rank takes the same early-stopping step."""
+    def validate(source: torch.nn.Module) -> float:
+        """Rank 0's validation NDCG@10 of ``source`` (the module or its average), broadcast so every
+        rank takes the same early-stopping step."""
         ndcg = 0.0
         if distributed.rank() == 0:
-            if cpu_module is not module:
-                cpu_module.load_state_dict(module.state_dict())
-            ndcg = task.validate(cpu_module.eval())
+            if cuda:
+                cpu_module.load_state_dict(source.state_dict())
+                source = cpu_module
+            ndcg = task.validate(source.eval())
         return distributed.broadcast_floats([ndcg])[0]
 
     return module, net, validate
+
+
+def _averaging(module: torch.nn.Module, decay: float
+               ) -> tuple[torch.nn.Module, Callable[[], None] | None]:
+    """(the weights validated and kept, the update to run after every step): ``module`` itself and no
+    update when ``decay`` is 0, else torch's EMA of its parameters (buffers are set before training
+    and copied as they are: an int64 buffer must not be averaged)."""
+    if not decay:
+        return module, None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    averaged = AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
+    return averaged.module, lambda: averaged.update_parameters(module)
 
 
 def _forward_context(dev: torch.device, config: TrainConfig) -> contextlib.AbstractContextManager:
@@ -214,7 +236,7 @@ def _forward_context(dev: torch.device, config: TrainConfig) -> contextlib.Abstr
 
 
 def _epoch(task: Task, net, opt, gen: torch.Generator, epoch: int, config: TrainConfig, rank: int,
-           world: int, ctx) -> float:
+           world: int, ctx, after_step: Callable[[], None] | None) -> float:
     """One pass over a fresh permutation of the epoch's samples; the mean of the steps' losses."""
     perm = torch.randperm(task.n_samples(epoch), generator=gen)
     total, steps = 0.0, 0
@@ -222,6 +244,8 @@ def _epoch(task: Task, net, opt, gen: torch.Generator, epoch: int, config: Train
         loss = train_step(net, opt, lambda i=idx, n=n_global: task.loss(net, epoch, i, n, world), ctx)
         total += loss / world  # this rank's share of the global batch's loss
         steps += 1
+        if after_step is not None:
+            after_step()
     if world > 1:
         total = distributed.all_reduce_sum([total])[0]
     return total / max(steps, 1)

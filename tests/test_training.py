@@ -10,7 +10,7 @@ import pytest
 import torch
 from real_params import real_config, real_section
 
-from pixrec.config import from_mapping
+from pixrec.config import ConfigError, from_mapping
 from pixrec.data.dataset import SplitData
 from pixrec.errors import InputError
 from pixrec.features import Embeddings
@@ -39,7 +39,8 @@ SHRINK = {
                "train": {"lr": 5e-3, "batch_size": 512, "epochs": 6, "patience": 6, "val_users": 200,
                          "seed": 5, "threads": 2}},
     "two_tower": {"model": {"dim": 16, "negatives": 64},
-                  "train": {"epochs": 15, "patience": 15, "val_users": 200, "seed": 5, "threads": 2}},
+                  "train": {"epochs": 15, "patience": 15, "val_users": 200, "seed": 5, "threads": 2,
+                            "ema": 0.5}},  # 2 steps an epoch here: params.yaml's 0.99 would barely move
 }
 
 
@@ -84,3 +85,34 @@ def test_the_two_tower_checkpoint_carries_the_cold_offset_chosen_on_validation(s
 def test_more_epochs_than_negatives_is_refused(setup, tmp_path):
     with pytest.raises(InputError, match=r"raise negatives\.epochs"):
         run(setup, "fusion", tmp_path, epochs=7)
+
+
+@pytest.mark.slow
+def test_with_ema_the_kept_weights_are_the_moving_average_of_every_steps_weights(setup, tmp_path):
+    """One epoch with train.ema = d: the checkpoint's parameters are e_1 = w_1, e_k = d e_(k-1) +
+    (1 - d) w_k over the weights w_k after each step, which the same run with ema 0 takes too."""
+    data, emb, _ = setup
+    fam, d = family("two_tower"), 0.8
+    s = section("two_tower", epochs=1, patience=1, batch_size=32, ema=0.0)
+    task = fam.task(data, emb, None, s, torch.device("cpu"))
+    seen = []  # the module's parameters as each step starts = after the step before
+    loss = task.loss
+    task.loss = lambda net, *a: (seen.append({k: v.detach().clone() for k, v in
+                                              task.module.named_parameters()}), loss(net, *a))[1]
+    train(task, s.train, tmp_path / "plain")
+    last = torch.load(tmp_path / "plain" / "model.pt", weights_only=True)["state_dict"]
+    steps = [*seen[1:], {k: last[k] for k in seen[0]}]  # w_1 .. w_S
+    assert len(steps) >= 3
+    expected = dict(steps[0])
+    for w in steps[1:]:
+        expected = {k: d * expected[k] + (1 - d) * w[k] for k in w}
+    _, ckpt = run(setup, "two_tower", tmp_path / "ema", epochs=1, patience=1, batch_size=32, ema=d)
+    for key, value in expected.items():
+        torch.testing.assert_close(ckpt["state_dict"][key], value, rtol=1e-5, atol=1e-6)
+    moved = [k for k in expected if not torch.equal(ckpt["state_dict"][k], last[k])]
+    assert len(moved) > len(expected) // 2  # not the last step's weights (unread tokens never move)
+
+
+def test_an_ema_decay_outside_0_1_is_one_line_naming_the_key():
+    with pytest.raises(ConfigError, match=r"train\.ema: expected 0 <= ema < 1"):
+        section("two_tower", ema=1.0)
