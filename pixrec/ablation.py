@@ -109,13 +109,14 @@ def reuse_trained(model_dir: Path, reuse: Path, model_config: Any) -> dict:
 
 
 def train_or_reuse(model: str, changed: Any, base: Any, data, embeddings, negatives_dir: Path,
-                   model_dir: Path, main_model: Path) -> dict:
+                   tuning: Path, model_dir: Path, main_model: Path) -> dict:
     """Train ``changed`` into ``model_dir``, or copy ``main_model`` when ``changed`` is the model's
     own section; the train metrics either way."""
     import torch
 
     from pixrec.atomic import atomic_dir
     from pixrec.models import family
+    from pixrec.models.cold_lift import Yardstick
     from pixrec.negatives import load_training_negatives
     from pixrec.training import train
 
@@ -123,7 +124,8 @@ def train_or_reuse(model: str, changed: Any, base: Any, data, embeddings, negati
         return reuse_trained(model_dir, main_model, changed.model)
     fam = family(model)
     negs = load_training_negatives(negatives_dir) if fam.reads_negatives else None
-    task = fam.task(data, embeddings, negs, changed, torch.device("cpu"))
+    yardstick = Yardstick.from_tuning(tuning) if fam.reads_tuning else None
+    task = fam.task(data, embeddings, negs, changed, torch.device("cpu"), yardstick)
     with atomic_dir(model_dir) as tmp:
         return train(task, changed.train, tmp)
 
@@ -132,7 +134,8 @@ def run_variant(name: str, variant: dict[str, Any], model: str, base: Any, chang
                 paths: dict[str, Path], eval_config, out_dir: Path) -> dict:
     """One first-axis cell: ``changed`` (``variant`` applied to ``model``'s section ``base`` by
     :func:`variant_section`), trained (or the main checkpoint reused), then evaluated on the three
-    protocols. ``paths``: split, embeddings, negatives, candidates, model (the main checkpoint).
+    protocols. ``paths``: split, embeddings, negatives, candidates, tuning (the tune stage's metrics),
+    model (the main checkpoint).
 
     A variant that removes or adds only tokens this dataset has no input for (``no_image`` on a
     text-only dataset, ``lifetime_counts`` where there are no counts) changes nothing: it reuses the
@@ -153,7 +156,7 @@ def run_variant(name: str, variant: dict[str, Any], model: str, base: Any, chang
     data = SplitData.load(paths["split"])
     embeddings = load_embeddings(paths["embeddings"], data.n_items)
     train_metrics = train_or_reuse(model, changed, base, data, embeddings, paths["negatives"],
-                                   Path(out_dir), paths["model"])
+                                   paths["tuning"], Path(out_dir), paths["model"])
     rec = ranked(fam, fam.load(Path(out_dir), data, paths["embeddings"], name=name), data, embeddings,
                  eval_config)
     result = evaluate_model(rec, data, SampledCandidates.load(paths["candidates"], data), eval_config)
@@ -197,7 +200,7 @@ def run_encoder_pair(model: str, base: Any, image_config, text_config, paths: di
     embeddings = load_embeddings(emb_dir, data.n_items)
     train_metrics = (reuse_trained(Path(out_dir) / "model", paths["model"], base.model) if own else
                      train_or_reuse(model, base, None, data, embeddings, paths["negatives"],
-                                    Path(out_dir) / "model", paths["model"]))
+                                    paths["tuning"], Path(out_dir) / "model", paths["model"]))
     name = f"{image_config.name}+{text_config.name}"
     rec = ranked(fam, fam.load(Path(out_dir) / "model", data, emb_dir, name=name), data, embeddings,
                  eval_config)

@@ -56,6 +56,8 @@ def main(
     embeddings: Path = typer.Option(Path("data/embeddings")),
     negatives: Path = typer.Option(Path("data/negatives")),
     candidates: Path = typer.Option(Path("data/candidates"), help="sampled-protocol candidate sets"),
+    tuning: Path = typer.Option(Path("metrics/tuning.json"), help="the tune stage's metrics: the yardstick "
+                                "a retrained two-tower's cold lift is chosen against"),
     models: Path = typer.Option(Path("models"), help="models/<model> is reused by a variant that changes "
                                 "nothing"),
     out: Path = typer.Option(Path("data/ablation/full")),
@@ -67,7 +69,7 @@ def main(
 
     base, spec, changed, config = load_params(params, model, variant)
     paths = {"split": split, "embeddings": embeddings, "negatives": negatives, "candidates": candidates,
-             "model": models / model}
+             "tuning": tuning, "model": models / model}
     result = run_variant(variant, spec, model, base, changed, paths, config, out)
     write_json(metrics, result)
     typer.echo(f"{variant}: full ndcg@10={result['full']['ndcg@10']:.4f} "

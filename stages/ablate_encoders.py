@@ -44,6 +44,8 @@ def main(
     split: Path = typer.Option(Path("data/split")),
     negatives: Path = typer.Option(Path("data/negatives")),
     candidates: Path = typer.Option(Path("data/candidates"), help="sampled-protocol candidate sets"),
+    tuning: Path = typer.Option(Path("metrics/tuning.json"), help="the tune stage's metrics: the yardstick "
+                                "a retrained two-tower's cold lift is chosen against"),
     embeddings: Path = typer.Option(Path("data/embeddings"), help="the pipeline's embeddings, reused "
                                     "with --model when this pair is the pipeline's own encoders"),
     models: Path = typer.Option(Path("models"), help="models/<model>: reused for the pipeline's own pair"),
@@ -56,7 +58,7 @@ def main(
 
     image_config, text_config, own, base, config = load_params(params, model, image, text)
     paths = {"raw": raw, "split": split, "embeddings": embeddings, "negatives": negatives,
-             "candidates": candidates, "model": models / model}
+             "candidates": candidates, "tuning": tuning, "model": models / model}
     # the pipeline's own encoder pair: its embeddings and trained model are these bits already
     result = run_encoder_pair(model, base, image_config, text_config, paths, config, out, own)
     write_json(metrics, result)

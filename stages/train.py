@@ -38,6 +38,9 @@ def main(
     embeddings: Path = typer.Option(Path("data/embeddings")),
     negatives: Path = typer.Option(Path("data/negatives"), help="read only by models that train on "
                                    "the negative-sample stage's negatives (fusion)"),
+    tuning: Path = typer.Option(Path("metrics/tuning.json"), help="the tune stage's metrics: the best "
+                                "baselines' validation NDCG@10, read by models whose cold lift is "
+                                "chosen against them (two_tower)"),
     out: Path = typer.Option(None, help="default: models/<model>"),
     metrics: Path = typer.Option(None, help="default: metrics/train/<model>.json"),
     live_dir: Path = typer.Option(None, help="default: dvclive/<model>"),
@@ -50,32 +53,35 @@ def main(
     live_dir = live_dir or Path("dvclive") / model
     fam, section = load_params(params, model)
     if section.train.nproc > 1 and not distributed.launched_by_torchrun():
-        args = {"--model": model, "--split": split, "--embeddings": embeddings, "--negatives": negatives,
-                "--out": out, "--metrics": metrics, "--live-dir": live_dir, "--params": params}
+        args = {"--model": model, "--split": split, "--embeddings": embeddings, "--tuning": tuning,
+                "--negatives": negatives, "--out": out, "--metrics": metrics, "--live-dir": live_dir,
+                "--params": params}
         rc = _torchrun(section.train.nproc, section.train.threads,
                        [str(x) for kv in args.items() for x in kv])
         if rc:
             raise SystemExit(rc)
         return
-    _train(fam, section, split, embeddings, negatives, out, metrics, live_dir)
+    _train(fam, section, split, embeddings, negatives, tuning, out, metrics, live_dir)
 
 
-def _train(fam, section, split: Path, embeddings: Path, negatives: Path, out: Path, metrics: Path,
-           live_dir: Path) -> None:
+def _train(fam, section, split: Path, embeddings: Path, negatives: Path, tuning: Path, out: Path,
+           metrics: Path, live_dir: Path) -> None:
     from dvclive import Live
 
     from pixrec import distributed
     from pixrec.atomic import atomic_dir, write_json
     from pixrec.data.dataset import SplitData
     from pixrec.features import load_embeddings
+    from pixrec.models.cold_lift import Yardstick
     from pixrec.negatives import load_training_negatives
     from pixrec.training import train
 
     data = SplitData.load(split)
     emb = load_embeddings(embeddings, data.n_items)
     negs = load_training_negatives(negatives) if fam.reads_negatives else None
+    yardstick = Yardstick.from_tuning(tuning) if fam.reads_tuning else None
     with distributed.process_group() as place:
-        task = fam.task(data, emb, negs, section, distributed.device(place.local_rank))
+        task = fam.task(data, emb, negs, section, distributed.device(place.local_rank), yardstick)
         if not place.is_main:  # rank 0 alone writes the checkpoint, curves and metrics
             train(task, section.train, None)
             return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from real_params import real_config
@@ -19,7 +21,10 @@ from pixrec.evaluation.tuning import (
     label,
     load_validation_split,
     tune_all,
+    write_tuning,
 )
+from pixrec.features import Embeddings
+from pixrec.models.cold_lift import Yardstick
 
 KNOBS = {"most_popular": {}, "item_knn": {"k": [1, 3, 20]},
          "ease": {"lam": [0.5, 5.0, 50.0], "max_gib": 1.0}}
@@ -128,3 +133,35 @@ def test_components_must_be_tuned_first_and_knobs_checked_before_fitting(split_d
     assert config(knobs={**KNOBS, "item_knn": {"k": ["3", 5]}}).points("item_knn") == [{"k": 3}, {"k": 5}]
     with pytest.raises(ConfigError, match=r"baselines\.knobs has no entry for"):
         config(names=["item_knn", "bpr"])
+
+
+def test_the_yardstick_is_the_best_tuned_baseline_on_each_protocol(tiny_split, tmp_path):
+    """What the tune stage writes is what a model's cold lift is chosen against: the best validation
+    NDCG@10 on full ranking and on cold items (recomputed here at the chosen knobs over the users
+    whose validation item has no training interaction), each from whichever baseline reached it."""
+    view = load_validation_split(tiny_split)
+    rng = np.random.default_rng(0)
+    emb = {side: Embeddings(rng.normal(size=(view.n_items, 8)).astype(np.float32),
+                            np.ones(view.n_items, dtype=bool), {}) for side in ("image", "text")}
+    # the hybrid's fixed cold bonus lifts never-clicked items: the one baseline here that finds them
+    knobs = {**KNOBS, "content_knn": {"image_weight": [0.0, 1.0]},
+             "hybrid": {"cf": "item_knn", "weight": [0.5], "cold_bonus": 5.0}}
+    tuned = tune_all(view, emb, config(names=["item_knn", "content_knn", "hybrid"], knobs=knobs), log=quiet)
+    cold = view.cold_items[view.test.items]
+    ctx = FitContext(view, emb, 1)
+    ctx.chosen.update(tuned.chosen)  # the hybrid refits item_knn at its chosen knobs
+    for name in tuned.chosen:
+        ranks = rank_full(ctx.fit(name, tuned.chosen[name]), view.test.users,
+                          view.test.items, view.train_matrix, 1000).ranks
+        assert tuned.cold[name] == pytest.approx(ndcg(ranks, 10)[cold].mean())
+    assert cold.any() and tuned.cold["hybrid"] > 0 == tuned.cold["item_knn"]
+    write_tuning(tuned, tmp_path / "tuning", tmp_path / "tuning.json", {})
+    yard = Yardstick.from_tuning(tmp_path / "tuning.json")
+    assert yard.full == max(tuned.best.values()) == tuned.best[yard.full_by]
+    assert (yard.cold, yard.cold_by) == (tuned.cold["hybrid"], "hybrid")
+    assert (yard.full, yard.full_by) == (tuned.best["item_knn"], "item_knn")
+    saved = json.loads((tmp_path / "tuning.json").read_text())
+    del saved["item_knn"]["valid_cold_ndcg@10"]  # written before the cold figure was recorded
+    (tmp_path / "tuning.json").write_text(json.dumps(saved))
+    with pytest.raises(InputError, match=r"tuning\.json: \['item_knn'\] have no valid_cold_ndcg@10; re-run"):
+        Yardstick.from_tuning(tmp_path / "tuning.json")

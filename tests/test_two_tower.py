@@ -15,8 +15,10 @@ from real_params import real_section
 
 from pixrec.config import from_mapping
 from pixrec.data.dataset import Interactions, SplitData
+from pixrec.evaluation.metrics import ndcg
 from pixrec.evaluation.protocols import rank_full
 from pixrec.features import Embeddings
+from pixrec.models.cold_lift import Yardstick, choose_cold_offset, lift_curve, pick_offset
 from pixrec.models.histories import Histories
 from pixrec.models.two_tower import (
     Freshness,
@@ -24,7 +26,6 @@ from pixrec.models.two_tower import (
     TwoTowerRecommender,
     TwoTowerSection,
     TwoTowerTask,
-    choose_cold_offset,
     first_seen,
 )
 from pixrec.serve.placing import ContentPlacer
@@ -50,10 +51,14 @@ def setup(tiny_split):
     return data, emb
 
 
+# the best tuned baselines' validation NDCG@10 (full, cold): what the cold lift is chosen against
+YARDSTICK = Yardstick(0.02, 0.01, "user_knn", "content_knn")
+
+
 def untrained(setup, **overrides):
     """A randomly initialised model with its fitted freshness, features and histories."""
     data, emb = setup
-    task = TwoTowerTask(data, emb, section(**{"model.dim": 16, **overrides}), torch.device("cpu"))
+    task = TwoTowerTask(data, emb, section(**{"model.dim": 16, **overrides}), torch.device("cpu"), YARDSTICK)
     hist = task.histories.trimmed(task.config.max_history)
     return task.module.eval(), task.feats, hist, data
 
@@ -162,21 +167,54 @@ def test_first_seen_is_the_earliest_training_timestamp():
     assert got.tolist() == [7, torch.iinfo(torch.int64).max, 40, torch.iinfo(torch.int64).max]
 
 
+def test_the_cold_lift_is_the_largest_smaller_lead_over_the_yardstick():
+    """A worked example: leads (full, cold) over the yardstick (0.20, 0.10) are 0.21/0.20 = 1.05 and
+    0.05/0.10 = 0.5 at lift 0; 1.025 and 1.5 at 0.5; 0.9 and 2.5 at 1.0. The smaller leads are 0.5,
+    1.025 and 0.9: lift 0.5, which neither the best full (0) nor the best cold (1.0) would pick."""
+    curve = {"0.0": {"full": 0.21, "cold": 0.05}, "0.5": {"full": 0.205, "cold": 0.15},
+             "1.0": {"full": 0.18, "cold": 0.25}}
+    yard = Yardstick(0.20, 0.10, "ease", "content_knn")
+    assert pick_offset(curve, yard, has_cold=True) == 0.5
+    # no cold validation user, or no baseline that finds a cold item: full ranking alone decides
+    assert pick_offset(curve, yard, has_cold=False) == 0.0
+    assert pick_offset(curve, Yardstick(0.20, 0.0, "ease", "random"), has_cold=True) == 0.0
+    # a baseline that leads full ranking however far cold items are lifted: the best cold lead wins
+    assert pick_offset(curve, Yardstick(0.5, 0.10, "ease", "content_knn"), has_cold=True) == 0.0
+    assert pick_offset(curve, Yardstick(0.1, 0.5, "ease", "content_knn"), has_cold=True) == 1.0
+
+
+def test_every_lift_from_one_scoring_pass_equals_ranking_with_that_lift(setup):
+    """The one-pass curve's NDCG@10s are those of rank_full run afresh with each lift (the ranks the
+    evaluator would compute), on validation with training items masked."""
+    model, feats, hist, data = untrained(setup)
+    with torch.no_grad():
+        model.freshness.bias.copy_(torch.linspace(-1, 1, len(model.freshness.bias)))
+    offsets = [0.0, 0.5, 5.0]
+    curve = lift_curve(TwoTowerRecommender(model, feats, hist, 0.0), data, offsets, batch_users=37)
+    users, targets = data.valid.users, data.valid.items
+    cold = data.cold_items[targets]
+    assert cold.any() and not cold.all()
+    for offset in offsets:
+        ranks = rank_full(TwoTowerRecommender(model, feats, hist, offset), users, targets,
+                          data.train_matrix).ranks
+        gain = ndcg(ranks, 10)
+        assert curve[str(offset)] == {"full": float(gain.mean()), "cold": float(gain[cold].mean())}
+    assert curve["0.0"]["cold"] != curve["5.0"]["cold"], "the lift must move cold items for this to mean much"
+
+
 @pytest.mark.slow
 def test_the_cold_offset_is_chosen_on_validation_only(setup):
     model, feats, hist, data = untrained(setup)
-    select = section().select
-    offset, curve = choose_cold_offset(TwoTowerRecommender(model, feats, hist, 0.0), data, select)
-    best = max(v["full"] for v in curve.values())
-    allowed = [float(k) for k, v in curve.items() if v["full"] >= (1 - select.full_tolerance) * best]
-    assert offset == max(allowed)
+    offsets = section().select.cold_offset
+    offset, curve = choose_cold_offset(TwoTowerRecommender(model, feats, hist, 0.0), data, offsets, YARDSTICK)
+    assert offset == pick_offset(curve, YARDSTICK, has_cold=True)
     # the choice does not move when the test interactions are shuffled or gone
     rng = np.random.default_rng(1)
     shuffled = Interactions(data.test.users, rng.permutation(data.test.items), data.test.timestamps)
     empty = Interactions(*(np.zeros(0, dtype=a.dtype) for a in dataclasses.astuple(data.test)))
     for test in (shuffled, empty):
         other = dataclasses.replace(data, test=test)
-        again = choose_cold_offset(TwoTowerRecommender(model, feats, hist, 0.0), other, select)
+        again = choose_cold_offset(TwoTowerRecommender(model, feats, hist, 0.0), other, offsets, YARDSTICK)
         assert again == (offset, curve)
 
 

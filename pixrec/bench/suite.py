@@ -178,6 +178,7 @@ def _train(ws: Workspace, data, sections: dict, options: BenchOptions, log: Call
     from pixrec.bench import compute
     from pixrec.features import load_embeddings
     from pixrec.models import family
+    from pixrec.models.cold_lift import Yardstick
     from pixrec.negatives import load_training_negatives
 
     embeddings = load_embeddings(ws.embeddings, data.n_items)
@@ -186,7 +187,8 @@ def _train(ws: Workspace, data, sections: dict, options: BenchOptions, log: Call
         fam = family(name)
         negs = load_training_negatives(ws.negatives) if fam.reads_negatives else None
         torch_threads(section.train.threads)
-        task = fam.task(data, embeddings, negs, section, torch.device("cpu"))
+        # the step alone is timed: no checkpoint is saved, so no cold lift is chosen against this
+        task = fam.task(data, embeddings, negs, section, torch.device("cpu"), Yardstick(0.0, 0.0, "", ""))
         out[name] = {**compute.training_throughput(task, section.train.batch_size, options.train_steps,
                                                    section.train.lr), "threads": section.train.threads}
         log(f"train {name}: {out[name]['samples_per_s']:,.0f} samples/s (batch {section.train.batch_size})")

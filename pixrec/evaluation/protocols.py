@@ -91,18 +91,7 @@ def rank_full(
         u, t = users[s : s + batch_users], targets[s : s + batch_users]
         b = len(u)
         sc = _as_block(recommender.score_all(u), (b, n_items), f"{recommender.name}.score_all")
-        target_score = sc[np.arange(b), t][:, None]  # (b, 1)
-        # competitors not strictly below the target, whole row (the target itself counts once);
-        # numpy's compare-and-count is ~5x faster than torch's bool sum here
-        at_least = n_items - np.count_nonzero(sc < target_score, axis=1)  # (b,)
-        # ... minus those among the user's masked items (the target is never masked)
-        sub = mask[u]
-        m_rows = np.repeat(np.arange(b), np.diff(sub.indptr))
-        m_cols = sub.indices
-        keep = m_cols != t[m_rows]
-        m_rows, m_cols = m_rows[keep], m_cols[keep]
-        masked_hits = ~(sc[m_rows, m_cols] < target_score[m_rows, 0])
-        at_least -= np.bincount(m_rows[masked_hits], minlength=b)
+        at_least, m_rows, m_cols = block_ranks(sc, t, mask[u])
         ranks[s : s + b] = at_least
         if list_k:
             if not sc.flags.writeable:  # masked in place for the top-k
@@ -112,6 +101,26 @@ def rank_full(
             idx[~torch.isfinite(vals)] = -1  # -inf (unrankable / masked) is not a recommendation
             top[s : s + b, : idx.shape[1]] = idx.numpy()
     return FullRanks(ranks, top)
+
+
+def block_ranks(sc: np.ndarray, targets: np.ndarray, seen: sp.csr_matrix
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One block of :func:`rank_full`: scores (b, n_items), targets (b,), the block's mask rows ``seen``
+    (b, n_items) CSR without explicit zeros -> (ranks (b,), rows and columns of the masked cells that
+    are not the target). A target's rank counts the unmasked items not strictly below it, itself once.
+    """
+    b, n_items = sc.shape
+    target_score = sc[np.arange(b), targets][:, None]  # (b, 1)
+    # competitors not strictly below the target, whole row (the target itself counts once);
+    # numpy's compare-and-count is ~5x faster than torch's bool sum here
+    at_least = n_items - np.count_nonzero(sc < target_score, axis=1)  # (b,)
+    # ... minus those among the user's masked items (the target is never masked)
+    m_rows = np.repeat(np.arange(b), np.diff(seen.indptr))
+    m_cols = seen.indices
+    keep = m_cols != targets[m_rows]
+    m_rows, m_cols = m_rows[keep], m_cols[keep]
+    masked_hits = ~(sc[m_rows, m_cols] < target_score[m_rows, 0])
+    return at_least - np.bincount(m_rows[masked_hits], minlength=b), m_rows, m_cols
 
 
 def full_ranking_metrics(

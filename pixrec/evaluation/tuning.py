@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 CHOSEN_FILE = "chosen.json"  # in the tune stage's output directory
 META_FILE = "meta.json"  # beside it: the config, library versions and CPU kernels it ran with
 SELECT_K = 10  # knobs are chosen by validation NDCG@10, full ranking
+VALID_FULL = f"valid_ndcg@{SELECT_K}"  # keys of metrics/tuning.json: at the chosen knobs, every
+VALID_COLD = f"valid_cold_ndcg@{SELECT_K}"  # validation user / those whose item is cold
 NOT_FOR_TUNING = {"items": (schema.FIRST_SEEN, "is_late"), "users": (schema.IS_TEST_USER,)}
 
 
@@ -113,12 +115,15 @@ def load_validation_split(split_dir: Path) -> SplitData:
 @dataclass
 class Tuned:
     """What tuning decided: ``chosen`` knobs per baseline, and per baseline its validation curve
-    ``{label: NDCG@10}`` and its best value."""
+    ``{label: NDCG@10}``, its best value and, at the chosen knobs, its NDCG@10 over the validation
+    users whose item had no training interaction (``cold``: the yardstick a model's cold-item lift is
+    chosen against, :mod:`pixrec.models.cold_lift`)."""
 
     seed: int
     chosen: dict[str, dict[str, Any]]
     curves: dict[str, dict[str, float]]
     best: dict[str, float]
+    cold: dict[str, float]
 
 
 def validation_users(view: SplitData, config: TuneConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -134,24 +139,27 @@ def validation_users(view: SplitData, config: TuneConfig) -> tuple[np.ndarray, n
 def tune_one(
     ctx: FitContext, config: TuneConfig, name: str, users: np.ndarray, targets: np.ndarray,
     log: Callable[[str], None],
-) -> tuple[dict[str, Any], dict[str, float], Baseline]:
-    """Grid search of one baseline: (best knobs, curve {label: NDCG@10}, the best fitted model)."""
+) -> tuple[dict[str, Any], dict[str, float], float, Baseline]:
+    """Grid search of one baseline: (best knobs, curve {label: NDCG@10}, the best knobs' NDCG@10 over
+    the users whose target is a cold item (0 when none is), the best fitted model)."""
     curve: dict[str, float] = {}
-    best: tuple[float, dict[str, Any], Baseline] | None = None
+    cold = ctx.data.cold_items[targets]
+    best: tuple[float, dict[str, Any], float, Baseline] | None = None
     knobs = config.knobs[name]
     for point in config.points(name):
         t0, c0 = time.perf_counter(), time.process_time()
         model = ctx.fit(name, point)
         ranks = rank_full(model, users, targets, ctx.data.seen_matrix, config.batch_users).ranks
-        value = float(ndcg(ranks, SELECT_K).mean())
+        gain = ndcg(ranks, SELECT_K)
+        value = float(gain.mean())
         curve[label(point, knobs)] = value
         log(f"{name} {label(point, knobs)}: valid ndcg@{SELECT_K}={value:.4f} (fit + rank "
             f"{time.perf_counter() - t0:.1f} s wall, {time.process_time() - c0:.1f} s cpu)")
         if best is None or value > best[0]:
-            best = (value, point, model)
+            best = (value, point, float(gain[cold].mean()) if cold.any() else 0.0, model)
         del model
     assert best is not None  # grid() never returns an empty list
-    return best[1], curve, best[2]
+    return best[1], curve, best[2], best[3]
 
 
 def tune_all(
@@ -169,10 +177,10 @@ def tune_all(
                 raise InputError(f"baselines.names: {name} is built from {late} at their chosen knobs; "
                                  f"list {late} before {name!r}")
     users, targets = validation_users(view, config)
-    curves, best = {}, {}
+    curves, best, cold = {}, {}, {}
     for i, name in enumerate(config.names):
         t0, c0 = time.perf_counter(), time.process_time()
-        ctx.chosen[name], curves[name], model = tune_one(ctx, config, name, users, targets, log)
+        ctx.chosen[name], curves[name], cold[name], model = tune_one(ctx, config, name, users, targets, log)
         best[name] = curves[name][label(ctx.chosen[name], config.knobs[name])]
         log(f"{name}: chose {ctx.chosen[name]} (valid ndcg@{SELECT_K}={best[name]:.4f}; "
             f"{time.perf_counter() - t0:.1f} s wall, {time.process_time() - c0:.1f} s cpu)")
@@ -182,13 +190,13 @@ def tune_all(
         for done in config.names[: i + 1]:
             if done not in later:
                 ctx.release(done)
-    return Tuned(config.seed, dict(ctx.chosen), curves, best)
+    return Tuned(config.seed, dict(ctx.chosen), curves, best, cold)
 
 
 def write_tuning(tuned: Tuned, out_dir: Path, metrics_path: Path, meta: dict) -> None:
     """``out_dir/chosen.json`` ({seed, chosen}: what the evaluate stage refits), ``out_dir/meta.json``
     (``meta``: config, versions and CPU kernels) and the metrics file ``{name: {chosen, valid_ndcg@10,
-    curve}}``; no timings, so a rerun writes the same bytes."""
+    valid_cold_ndcg@10, curve}}``; no timings, so a rerun writes the same bytes."""
     from pixrec.atomic import atomic_dir, write_json
 
     with atomic_dir(Path(out_dir)) as tmp:
@@ -196,7 +204,7 @@ def write_tuning(tuned: Tuned, out_dir: Path, metrics_path: Path, meta: dict) ->
                    {"seed": tuned.seed, "names": list(tuned.chosen), "chosen": tuned.chosen})
         write_json(tmp / META_FILE, meta)
     write_json(Path(metrics_path), {
-        name: {"chosen": tuned.chosen[name], f"valid_ndcg@{SELECT_K}": tuned.best[name],
+        name: {"chosen": tuned.chosen[name], VALID_FULL: tuned.best[name], VALID_COLD: tuned.cold[name],
                "curve": tuned.curves[name]}
         for name in tuned.chosen
     })

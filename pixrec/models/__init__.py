@@ -24,10 +24,11 @@ from pixrec.registry import Registry
 @dataclass(frozen=True)
 class ModelFamily:
     section: type  # the model's params section: ``model``, ``train`` (+ its own keys)
-    task: Callable[..., Any]  # (data, embeddings, negatives | None, section, device) -> Task
+    task: Callable[..., Any]  # (data, embeddings, negatives | None, section, device, yardstick | None)
     load: Callable[..., Any]  # (model_dir, data, embeddings_dir, name) -> Recommender
     tokens_key: str  # the config field listing the model's input tokens (ablation drops from it)
     reads_negatives: bool  # trains on the negative-sample stage's materialised negatives
+    reads_tuning: bool  # needs the tune stage's validation yardstick (pixrec.models.cold_lift.Yardstick)
     pairwise: bool  # scores each (user, item) pair through the network: exact full ranking costs
     # n_users x n_items forward passes, so ``eval.ranking: two_stage`` applies to it
 
@@ -35,19 +36,22 @@ class ModelFamily:
 def _fusion() -> ModelFamily:
     from pixrec.models import fusion
 
-    def task(data, embeddings, negatives, section, device):
+    def task(data, embeddings, negatives, section, device, yardstick=None):
         return fusion.FusionTask(data, embeddings, negatives, section.model, section.train, device)
 
-    return ModelFamily(fusion.FusionSection, task, fusion.load_recommender, "modalities", True, True)
+    return ModelFamily(fusion.FusionSection, task, fusion.load_recommender, "modalities", True, False, True)
 
 
 def _two_tower() -> ModelFamily:
     from pixrec.models import two_tower
 
-    def task(data, embeddings, negatives, section, device):
-        return two_tower.TwoTowerTask(data, embeddings, section, device)
+    def task(data, embeddings, negatives, section, device, yardstick=None):
+        if yardstick is None:
+            raise ValueError("the two-tower task chooses its cold lift against the tune stage's yardstick")
+        return two_tower.TwoTowerTask(data, embeddings, section, device, yardstick)
 
-    return ModelFamily(two_tower.TwoTowerSection, task, two_tower.load_recommender, "tokens", False, False)
+    return ModelFamily(two_tower.TwoTowerSection, task, two_tower.load_recommender, "tokens", False, True,
+                       False)
 
 
 # entries are factories, so naming a model imports torch only when it is used

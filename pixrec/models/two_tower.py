@@ -49,6 +49,7 @@ from pixrec.features import (
     to_device,
 )
 from pixrec.losses import LOSSES
+from pixrec.models.cold_lift import Yardstick, choose_cold_offset
 from pixrec.models.histories import Histories
 from pixrec.models.layers import Block
 from pixrec.numerics import environment
@@ -102,7 +103,6 @@ class SelectConfig:
     """``two_tower.select``: knobs chosen on validation after training, never on test."""
 
     cold_offset: list[float]  # candidate lifts of never-seen items, in units of each user's score std
-    full_tolerance: float  # the largest lift whose validation full NDCG@10 is within this share of the best
 
 
 @section
@@ -297,7 +297,7 @@ class TwoTowerRecommender:
     interaction) from content alone. A user's vector is the user tower's state after the last
     training item. ``score_all`` is then one (B, D) x (D, N) product plus the freshness bias, plus
     ``cold_offset`` times the user's score standard deviation over the catalogue for cold items
-    (chosen on validation: :func:`choose_cold_offset`).
+    (chosen on validation: :func:`pixrec.models.cold_lift.choose_cold_offset`).
 
     It also places items by content (``pixrec.serve.placing.ContentPlacer``): :meth:`new_item_vectors`
     and :meth:`with_new_items`, a recommender over the catalogue and items that arrived after training.
@@ -352,17 +352,27 @@ class TwoTowerRecommender:
         return self.model.user_states(hist, self.items[hist.clamp(min=0)])[:, -1]
 
     @torch.inference_mode()
-    def score_all(self, users: np.ndarray) -> np.ndarray:
-        """users (B,) -> float32 (B, N) (N + M after :meth:`with_new_items`)."""
+    def base_scores(self, users: np.ndarray) -> torch.Tensor:
+        """users (B,) -> (B, N): dot products and freshness bias, before any cold lift."""
         users_t = torch.as_tensor(users, dtype=torch.long)
         scores = self.user_vectors(users) @ self.items.T * self.model.logit_scale  # (B, N)
         if self.model.freshness is not None:
             when = self.histories.last_time(users_t)[:, None]
             scores = scores + self.model.freshness.at(when, self.first_seen[None, :])
-        if self.cold_offset:  # never-seen items lifted by a share of each user's score spread
-            spread = scores[:, : self.n_catalogue].std(dim=1, keepdim=True)
-            scores = scores + self.cold_offset * spread * self.cold[None, :]
-        return scores.numpy()
+        return scores
+
+    def lifted(self, scores: torch.Tensor, offset: float) -> torch.Tensor:
+        """(B, N) -> (B, N): never-seen items lifted by ``offset`` x each user's score spread over the
+        catalogue."""
+        if not offset:
+            return scores
+        spread = scores[:, : self.n_catalogue].std(dim=1, keepdim=True)
+        return scores + offset * spread * self.cold[None, :]
+
+    @torch.inference_mode()
+    def score_all(self, users: np.ndarray) -> np.ndarray:
+        """users (B,) -> float32 (B, N) (N + M after :meth:`with_new_items`)."""
+        return self.lifted(self.base_scores(users), self.cold_offset).numpy()
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """users (B,), items (B, C) -> float32 (B, C)."""
@@ -375,10 +385,11 @@ class TwoTowerTask:
     next item. Validation ranks every validation user's item against every item (one matmul)."""
 
     def __init__(self, data: SplitData, embeddings: dict[str, Embeddings], section: TwoTowerSection,
-                 device: torch.device) -> None:
+                 device: torch.device, yardstick: Yardstick) -> None:
         config, train = section.model, section.train
         torch.manual_seed(train.seed)  # init and dropout draw from torch's default RNG
         self.data, self.config, self.device, self.select = data, config, device, section.select
+        self.yardstick = yardstick  # the best tuned baselines' validation NDCG@10: the cold lift's rule
         self.stats = count_stats(data)  # standardises lifetime counts: read only if tokens asks
         self.feats = build_item_features(data, embeddings, self.stats)
         self.dims = {"n_items": data.n_items, "n_tags": int(data.item_tags.max()),
@@ -421,11 +432,12 @@ class TwoTowerTask:
 
     def save(self, module: nn.Module, out_dir: Path, meta: dict) -> None:
         """The best epoch's weights, with the cold offset chosen for them on validation."""
-        offset, curve = choose_cold_offset(self.recommender(module, 0.0), self.data, self.select)
+        offset, curve = choose_cold_offset(self.recommender(module, 0.0), self.data, self.select.cold_offset,
+                                           self.yardstick)
         torch.save({"state_dict": module.state_dict(), "config": asdict(module.config), "dims": self.dims,
                     "count_stats": asdict(self.stats), "cold_offset": offset}, Path(out_dir) / CHECKPOINT)
         meta = {**meta, "config": asdict(module.config), "dims": self.dims, "numerics": environment(),
-                "cold_offset": offset, "cold_offset_curve": curve}
+                "cold_offset": offset, "cold_offset_curve": curve, "yardstick": asdict(self.yardstick)}
         (Path(out_dir) / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
@@ -444,26 +456,3 @@ def load_recommender(model_dir: Path, data: SplitData, embeddings_dir: Path,
     return TwoTowerRecommender(model, feats, Histories.build(data.train, data.n_users, config.max_history),
                                ckpt["cold_offset"], name=name, count_stats=stats)
 
-
-def choose_cold_offset(rec: TwoTowerRecommender, data: SplitData, select: SelectConfig
-                       ) -> tuple[float, dict[str, dict[str, float]]]:
-    """The lift of never-seen items, chosen on the validation interactions (training items masked),
-    never on test: the largest offset of ``select.cold_offset`` whose full NDCG@10 is within
-    ``select.full_tolerance`` (relative) of the best offset's — cold items lifted as far as full
-    ranking allows. Returns it and the curve ``{offset: {"full": ndcg@10, "cold": ndcg@10}}``.
-    """
-    from pixrec.evaluation.metrics import ndcg
-    from pixrec.evaluation.protocols import rank_full
-
-    users, targets = data.valid.users, data.valid.items
-    cold = data.cold_items[targets]
-    curve = {}
-    for offset in sorted(select.cold_offset):
-        rec.cold_offset = offset
-        gain = ndcg(rank_full(rec, users, targets, data.train_matrix).ranks, 10)
-        curve[str(offset)] = {"full": float(gain.mean()),
-                              "cold": float(gain[cold].mean()) if cold.any() else 0.0}
-    best = max(v["full"] for v in curve.values())
-    chosen = max(float(k) for k, v in curve.items() if v["full"] >= (1 - select.full_tolerance) * best)
-    rec.cold_offset = chosen
-    return chosen, curve
