@@ -25,6 +25,7 @@ import torch
 from pixrec import distributed
 from pixrec.config import ConfigError, section
 from pixrec.data.dataset import SplitData
+from pixrec.numerics import deterministic_kernels
 
 # cuBLAS is deterministic only with a fixed workspace; must be set before the first CUDA matmul
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -140,15 +141,8 @@ def train(task: Task, config: TrainConfig, out_dir: Path | None, live=None) -> d
     group every rank calls this; only rank 0 validates, logs and saves (others pass ``out_dir=None``).
     Returns the metrics (best epoch and its NDCG, epochs run); no timings, so reruns hash the same.
     """
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    # CPU index_put_(accumulate=True) — the backward of gathering per-item tokens — adds with
-    # parallel atomics: run-to-run differences of 1e-4 in NDCG after a few epochs. The deterministic
-    # (sort-based) kernels make the same params give the same weights bit for bit.
-    torch.use_deterministic_algorithms(True)
-    try:
+    with deterministic_kernels():  # the same params give the same weights bit for bit
         return _train(task, config, out_dir, live)
-    finally:
-        torch.use_deterministic_algorithms(deterministic)
 
 
 def _train(task: Task, config: TrainConfig, out_dir: Path | None, live) -> dict:

@@ -32,6 +32,7 @@ from torch import nn
 from pixrec.baselines.base import BASELINES, Baseline, FitContext
 from pixrec.data.dataset import Interactions
 from pixrec.errors import InputError
+from pixrec.numerics import deterministic_kernels
 
 
 def last_items(train: Interactions, n_users: int, length: int) -> np.ndarray:
@@ -99,16 +100,14 @@ class SASRecNet(nn.Module):
 @contextlib.contextmanager
 def _torch_scope(threads: int, seed: int) -> Iterator[None]:
     """Own threads, deterministic kernels and a forked global RNG seeded with ``seed``; all restored."""
-    old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
     try:
-        with torch.random.fork_rng(devices=[]):
+        with deterministic_kernels(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             yield
     finally:
         torch.set_num_threads(old_threads)
-        torch.use_deterministic_algorithms(old_det)
 
 
 def next_item_loss(net: SASRecNet, seq: torch.Tensor, negatives: int, gen: torch.Generator) -> torch.Tensor:
