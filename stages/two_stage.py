@@ -1,8 +1,10 @@
 """two-stage stage: exact vs two-stage full ranking of the trained fusion model for each N in
-eval.two_stage_sweep -> metrics/two_stage.json (the table in the README)."""
+eval.two_stage_sweep -> metrics/two_stage.json (the table in the README). The exact row is the
+evaluate stage's result for the same model when it ranked exactly (else it is ranked here)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -31,12 +33,14 @@ def main(
     split: Path = typer.Option(Path("data/split")),
     embeddings: Path = typer.Option(Path("data/embeddings")),
     fusion: Path = typer.Option(Path("models/fusion"), help="the six-token pair model's checkpoint"),
+    evaluate: Path = typer.Option(Path("metrics/evaluate.json"), help="the evaluate stage's metrics"),
+    eval_meta: Path = typer.Option(Path("data/eval/meta.json"), help="the evaluate stage's config"),
     metrics: Path = typer.Option(Path("metrics/two_stage.json")),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
     from pixrec.atomic import write_json
     from pixrec.data.dataset import SplitData
-    from pixrec.evaluation.two_stage import two_stage_sweep
+    from pixrec.evaluation.two_stage import evaluated_exactly, two_stage_sweep
     from pixrec.features import load_embeddings
     from pixrec.models import family
 
@@ -44,7 +48,11 @@ def main(
     data = SplitData.load(split)
     emb = load_embeddings(embeddings, data.n_items)
     ranker = family("fusion").load(fusion, data, embeddings, name="fusion")
-    result = two_stage_sweep(ranker, data, emb, config, log=typer.echo)
+    exact = None
+    if evaluate.is_file() and eval_meta.is_file():
+        exact = evaluated_exactly(json.loads(evaluate.read_text()), json.loads(eval_meta.read_text()),
+                                  "fusion", config)
+    result = two_stage_sweep(ranker, data, emb, config, log=typer.echo, exact=exact)
     write_json(metrics, result)
     typer.echo(f"-> {metrics}")
 

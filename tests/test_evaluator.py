@@ -214,6 +214,32 @@ def test_two_stage_sweep_with_every_item_proposed_is_exact():
     assert few["recall@5"] <= few["candidate_recall"]
 
 
+def test_two_stage_sweep_reuses_the_evaluate_stages_exact_ranking_only_when_it_was_exact():
+    """The exact row is taken from evaluate.json (its point estimates) when that stage ranked the model
+    exactly with the same cut-offs and seed; otherwise the sweep ranks it and gets the same figures."""
+    from pixrec.evaluation.evaluator import evaluate_all
+    from pixrec.evaluation.intervals import IntervalConfig
+    from pixrec.evaluation.output import metrics_json
+    from pixrec.evaluation.two_stage import evaluated_exactly, two_stage_sweep
+
+    data = random_split(50, 30, n_cold=3, seed=5)
+    ranker = Table(np.random.default_rng(2).standard_normal((data.n_users, data.n_items)))
+    ranker.name = "fusion"
+    config = cfg(two_stage_retrievers={"most_popular": {}}, two_stage_sweep=[2])
+    ctx = FitContext(data, None, config.seed, chosen={"most_popular": {}})
+    model = TrainedModel("fusion", lambda: ranker, True)
+    results, ref = evaluate_all(ctx, None, config, IntervalConfig(50, 0.9), [model], log=lambda _: None)
+    evaluate = metrics_json(results, ref, IntervalConfig(50, 0.9))
+    meta = {"config": {"ranking": "exact", "ks": list(config.ks), "seed": config.seed}}
+    exact = evaluated_exactly(evaluate, meta, "fusion", config)
+    assert exact is not None and "ndcg@10_lo" in evaluate["fusion"]["full"] and "ndcg@10_lo" not in exact["full"]
+    ranked = two_stage_sweep(ranker, data, None, config, log=lambda _: None)
+    assert two_stage_sweep(ranker, data, None, config, log=lambda _: None, exact=exact) == ranked
+    for changed in ({"ranking": "two_stage"}, {"ks": [10]}, {"seed": config.seed + 1}):
+        assert evaluated_exactly(evaluate, {"config": {**meta["config"], **changed}}, "fusion", config) is None
+    assert evaluated_exactly(evaluate, meta, "two_tower", config) is None
+
+
 # --- the stage, end to end -------------------------------------------------------------------------
 
 

@@ -109,6 +109,29 @@ def _brute_force(model: TwoTower, feats, data: SplitData, users: np.ndarray) -> 
     return out
 
 
+def test_freshness_grid_equals_the_bucket_definition():
+    """The sorted-threshold grid (training and scoring) gives every (query time, item) pair the bucket
+    that :meth:`Freshness.bucket` defines: ties in time, repeated edges, items never seen, and a
+    query exactly at an item's first time or one second past an edge."""
+    g = torch.Generator().manual_seed(0)
+    never = torch.iinfo(torch.int64).max
+    for trial in range(20):
+        first = torch.randint(0, 1000, (300,), generator=g)
+        first[torch.rand(300, generator=g) < 0.1] = never
+        fresh = Freshness(first, n_buckets=16)
+        edges = torch.sort(torch.randint(0, 400, (15,), generator=g)).values
+        edges[3:6] = edges[3]
+        fresh.edges.copy_(edges)
+        items = torch.randint(0, 300, (411,), generator=g)
+        when = torch.randint(0, 1500, (257,), generator=g)
+        when[::7] = when[0]
+        seen = first[items][first[items] != never][0]
+        when[1], when[2] = seen, seen + edges[0] + 1  # on a threshold
+        expected = fresh.bucket(when[:, None], items[None, :])
+        assert torch.equal(fresh.grid(when, first[items]).long(), expected), trial
+        np.testing.assert_array_equal(fresh(when, items).detach().numpy(), fresh.bias[expected].detach().numpy())
+
+
 def test_exact_ranking_equals_a_brute_force_scoring(setup):
     model, feats, hist, data = untrained(setup)
     users = data.test.users[:12]

@@ -20,6 +20,7 @@ from pixrec.baselines import Baseline, FitContext
 from pixrec.data.dataset import SplitData
 from pixrec.evaluation.config import EvalConfig
 from pixrec.evaluation.evaluator import evaluate_model
+from pixrec.evaluation.intervals import point_estimates
 from pixrec.scoring import Recommender, TwoStage
 
 if TYPE_CHECKING:
@@ -69,20 +70,36 @@ def candidate_recall(ts: TwoStage, users: np.ndarray, targets: np.ndarray,
     return hit / max(len(users), 1), total / max(len(users), 1)
 
 
+def evaluated_exactly(evaluate: dict, eval_meta: dict, name: str, config: EvalConfig) -> dict | None:
+    """The evaluate stage's full and cold point estimates of model ``name`` (``evaluate``: its
+    metrics/evaluate.json, ``eval_meta``: its data/eval/meta.json) when that stage ranked it exactly
+    with this config's cut-offs and seed; else None. Exact ranking of a pair model scores every
+    (user, item) pair, the costliest evaluation in the pipeline: done once, not once per stage."""
+    ran = eval_meta.get("config", {})
+    same = (ran.get("ranking"), ran.get("ks"), ran.get("seed")) == ("exact", list(config.ks), config.seed)
+    if not same or not all(p in evaluate.get(name, {}) for p in PROTOCOLS):
+        return None
+    return {p: point_estimates(evaluate[name][p]) for p in PROTOCOLS}
+
+
 def two_stage_sweep(
     ranker: Recommender, data: SplitData, embeddings: dict[str, Embeddings] | None, config: EvalConfig,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = print, exact: dict | None = None,
 ) -> dict:
     """``{'exact': {...}, 'n=100': {...}, ...}``: full and cold metrics per ranking, the two-stage
-    rows with candidate recall, mean candidates per user, and NDCG@10 minus the exact one."""
+    rows with candidate recall, mean candidates per user, and NDCG@10 minus the exact one.
+    ``exact``: the exact ranking's metrics when already computed (:func:`evaluated_exactly`)."""
     if not config.two_stage_sweep:  # e.g. PixelRec50K: exact scoring of every pair is what two-stage avoids
         log("eval.two_stage_sweep is empty: no exact vs two-stage comparison")
         return {"retrievers": list(config.two_stage_retrievers), "skipped": "eval.two_stage_sweep is empty"}
     out: dict[str, dict] = {}
     t0 = time.perf_counter()
-    exact = evaluate_model(ranker, data, None, config)
-    out["exact"] = {p: exact.metrics[p] for p in PROTOCOLS}  # timings are logged, never stored
-    log(f"exact: full ndcg@10={exact.metrics['full']['ndcg@10']:.4f} ({time.perf_counter() - t0:.1f} s)")
+    if exact is None:
+        exact = evaluate_model(ranker, data, None, config).metrics
+        log(f"exact: full ndcg@10={exact['full']['ndcg@10']:.4f} ({time.perf_counter() - t0:.1f} s)")
+    else:
+        log(f"exact: full ndcg@10={exact['full']['ndcg@10']:.4f} (the evaluate stage's)")
+    out["exact"] = {p: exact[p] for p in PROTOCOLS}  # timings are logged, never stored
     fitted: dict[str, Baseline] = {}
     users, targets = data.test.users, data.test.items
     cold = data.cold_items[targets]
