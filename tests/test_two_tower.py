@@ -129,7 +129,8 @@ def test_freshness_grid_equals_the_bucket_definition():
         when[1], when[2] = seen, seen + edges[0] + 1  # on a threshold
         expected = fresh.bucket(when[:, None], items[None, :])
         assert torch.equal(fresh.grid(when, first[items]).long(), expected), trial
-        np.testing.assert_array_equal(fresh(when, items).detach().numpy(), fresh.bias[expected].detach().numpy())
+        bias = fresh(when, items).detach().numpy()
+        np.testing.assert_array_equal(bias, fresh.bias[expected].detach().numpy())
 
 
 def test_exact_ranking_equals_a_brute_force_scoring(setup):
