@@ -27,7 +27,7 @@ TINY_REPRO = {
     "fusion": {"model": {"dim": 16, "heads": 2, "layers": 1, "mlp_hidden": 16},
                "train": {"epochs": 2, "patience": 2, "val_users": 50, "batch_size": 1024}},
     "two_tower": {"model": {"dim": 16, "negatives": 64},
-                  "train": {"epochs": 4, "patience": 4, "val_users": 100, "ema": 0.5}},
+                  "train": {"epochs": 12, "patience": 4, "val_users": 100, "ema": 0.5}},
     "negatives": {"epochs": 2, "per_positive": 2},
     "baselines.names": ["random", "most_popular", "item_knn", "ease", "content_knn"],
 }
