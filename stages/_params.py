@@ -18,9 +18,10 @@ import yaml
 
 from pixrec.config import ConfigError, from_mapping
 
-# Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning threads of one
-# process starve the other (measured: sbert 36 -> 106 texts/s under load). Set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP's wait policy is left to each stage. The embed stages set OMP_WAIT_POLICY=PASSIVE (idle
+# threads sleep at once), because their DataLoader workers share the cores with torch's threads. The
+# others keep libgomp's default (spin briefly, then sleep). Under PASSIVE, every small op pays a
+# futex wake-up per thread: the pair model's exact scoring ran at 0.67x (`pixrec bench --part fusion`).
 
 T = TypeVar("T")
 

@@ -9,6 +9,7 @@ from real_params import real_config
 
 from pixrec.features import ItemFeatures
 from pixrec.models.fusion import TOKENS, FusionConfig, FusionModel, FusionRecommender
+from pixrec.models.layers import Block
 
 N_USERS, N_ITEMS, N_TAGS, D_TEXT, D_IMAGE = 7, 11, 3, 5, 6
 
@@ -43,18 +44,39 @@ def pairs() -> tuple[torch.Tensor, torch.Tensor]:
     return users, items
 
 
-def test_forward_shape_and_scoring_interface_agree():
+# 5: the catalogue in three slices, one user per call; 13: one slice, one user per call;
+# 40: three users per call (7 users: groups of 3, 3, 1)
+@pytest.mark.parametrize("pairs_per_batch", [5, 13, 40])
+def test_forward_shape_and_scoring_interface_agree(pairs_per_batch):
     model, feats = make_model(), make_feats()
     users, items = pairs()
     with torch.inference_mode():
         logits = model(users, items, feats)
     assert logits.shape == (N_USERS * N_ITEMS,)
-    rec = FusionRecommender(model, feats, pairs_per_batch=13)  # odd chunking on purpose
+    rec = FusionRecommender(model, feats, pairs_per_batch=pairs_per_batch)
     all_scores = rec.score_all(np.arange(N_USERS))
     assert all_scores.shape == (N_USERS, N_ITEMS) and all_scores.dtype == np.float32
     np.testing.assert_allclose(all_scores.ravel(), logits.numpy(), rtol=1e-5, atol=1e-6)
     some = rec.score(np.array([2, 4]), np.array([[0, 5, 9], [1, 1, 3]]))
     np.testing.assert_allclose(some, all_scores[[[2], [4]], [[0, 5, 9], [1, 1, 3]]], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("heads", [1, 2, 4])
+@pytest.mark.parametrize("tokens", [1, 6, 9])
+def test_block_infer_is_forward_in_eval_mode(heads, tokens):
+    """The scoring layout of attention (strided per-head bmm, softmax over dim 1, in-place biases)
+    computes the training one, with and without a precomputed first projection."""
+    torch.manual_seed(heads * 10 + tokens)
+    block = Block(16, heads, dropout=0.3).eval()
+    with torch.no_grad():
+        for p in block.parameters():  # LayerNorm and bias parameters away from their 1 / 0 init
+            p.add_(torch.randn_like(p) * 0.2)
+    x = torch.randn(37, tokens, 16)
+    with torch.inference_mode():
+        ref = block(x)
+        torch.testing.assert_close(block.infer(x), ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(block.infer(x, block.project(x)), ref, rtol=1e-5, atol=1e-5)
+    assert not torch.equal(ref, x)
 
 
 @pytest.mark.parametrize("token", ["image", "text", "counts", "tag"])
