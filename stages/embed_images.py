@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
 from pixrec.encoders.base import ImageEncoderConfig
 from stages._params import fail_cleanly, read_params
-
-# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning. On 2 shared cores a
-# spinning thread starves the DataLoader worker and the neighbours (`pixrec bench --part embed`).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
