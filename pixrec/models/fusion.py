@@ -143,21 +143,12 @@ class FusionModel(nn.Module):
         return toks + self.position[1:]
 
     # --- fusion ---------------------------------------------------------------------------------
-    def fuse(
-        self, user_tok: torch.Tensor, item_tok: torch.Tensor, user_qkv: torch.Tensor | None = None,
-        item_qkv: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """user_tok (B, D), item_tok (B, 5, D) -> logits (B,).
-
-        ``user_qkv`` (B, 3D) and ``item_qkv`` (B, 5, 3D): the first block's :meth:`Block.project` of
-        those tokens, when the caller computed them once per user / item (scoring).
-        """
+    def fuse(self, user_tok: torch.Tensor, item_tok: torch.Tensor) -> torch.Tensor:
+        """user_tok (B, D), item_tok (B, 5, D) -> logits (B,): the training path (scoring uses
+        :meth:`infer` on tokens and first-block projections computed once per user / item)."""
         x = torch.cat([user_tok[:, None, :], item_tok], dim=1)  # (B, 6, D)
-        qkv = None
-        if user_qkv is not None and item_qkv is not None:
-            qkv = torch.cat([user_qkv[:, None, :], item_qkv], dim=1)  # (B, 6, 3D)
-        for n, block in enumerate(self.blocks):
-            x = block(x, qkv if n == 0 else None)
+        for block in self.blocks:
+            x = block(x)
         return self.head(self.ln_f(x).flatten(1)).squeeze(-1)
 
     def infer(self, x: torch.Tensor, qkv: torch.Tensor) -> torch.Tensor:

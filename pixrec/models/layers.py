@@ -31,17 +31,14 @@ class Block(nn.Module):
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """(..., D) -> (..., 3D): the token-wise LayerNorm + QKV projection of the attention input.
 
-        Token-wise, so a scorer can compute it once per item and per user instead of once per pair.
+        Token-wise, so a scorer can compute it once per item and per user and pass it to :meth:`infer`.
         """
         return self.qkv(self.ln1(x))
 
-    def forward(
-        self, x: torch.Tensor, qkv: torch.Tensor | None = None, allow: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """(B, T, D) -> (B, T, D). ``qkv`` (B, T, 3D) = ``project(x)`` when already computed;
-        ``allow`` (B, T, T) bool: query i may attend to key j (None: every pair)."""
+    def forward(self, x: torch.Tensor, allow: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D). ``allow`` (B, T, T) bool: query i may attend to key j (None: all)."""
         b, t, d = x.shape
-        qkv = self.project(x) if qkv is None else qkv
+        qkv = self.project(x)
         q, k, v = qkv.view(b, t, 3, self.heads, d // self.heads).unbind(2)
         w = torch.einsum("bihd,bjhd->bijh", q, k).mul(self.scale)  # (B, T, T, H)
         if allow is not None:
