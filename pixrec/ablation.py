@@ -17,8 +17,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from pixrec.atomic import atomic_dir
 from pixrec.config import ConfigError, from_mapping, section, to_mapping
+from pixrec.data.dataset import SplitData
+from pixrec.data.modalities import empty_modalities
 from pixrec.errors import InputError
+from pixrec.evaluation.candidates import SampledCandidates
+from pixrec.models import family
+from pixrec.negatives import load_training_negatives
+
+# Training, evaluation, embeddings and encoders (torch, every baseline) are imported where they run:
+# the ablate-summary stage imports this module for EncoderGrid alone.
 
 
 @section
@@ -85,8 +94,6 @@ def grid_encoder(base: dict, name: str, overrides: dict | None) -> dict:
 def copy_dir(src: Path, dst: Path, meta_name: str = "meta.json") -> dict:
     """Copy ``src`` (its files and folders, e.g. embed-images' ``fitted/``) into ``dst`` atomically;
     returns ``dst/meta_name`` parsed."""
-    from pixrec.atomic import atomic_dir
-
     with atomic_dir(Path(dst)) as tmp:
         for f in sorted(Path(src).iterdir()):
             (shutil.copytree if f.is_dir() else shutil.copy2)(f, tmp / f.name)
@@ -114,10 +121,7 @@ def train_or_reuse(model: str, changed: Any, base: Any, data, embeddings, negati
     own section; the train metrics either way."""
     import torch
 
-    from pixrec.atomic import atomic_dir
-    from pixrec.models import family
     from pixrec.models.cold_lift import Yardstick
-    from pixrec.negatives import load_training_negatives
     from pixrec.training import train
 
     if changed == base:
@@ -141,11 +145,8 @@ def run_variant(name: str, variant: dict[str, Any], model: str, base: Any, chang
     text-only dataset, ``lifetime_counts`` where there are no counts) changes nothing: it reuses the
     main model and says why in ``nothing_removed``.
     """
-    from pixrec.data.dataset import SplitData
-    from pixrec.data.modalities import empty_modalities
-    from pixrec.evaluation import SampledCandidates, evaluate_model
+    from pixrec.evaluation.evaluator import evaluate_model
     from pixrec.features import load_embeddings
-    from pixrec.models import family
 
     fam = family(model)
     tokens = changed_tokens(fam, base, changed)
@@ -182,12 +183,10 @@ def run_encoder_pair(model: str, base: Any, image_config, text_config, paths: di
     ``model`` trained and evaluated on them. ``own``: the pair is the pipeline's own encoder
     configuration, so its embeddings and trained model are copied instead (the same bits).
     """
-    from pixrec.data.dataset import SplitData
     from pixrec.encoders.image import run_embed_images
     from pixrec.encoders.text import run_embed_text
-    from pixrec.evaluation import SampledCandidates, evaluate_model
+    from pixrec.evaluation.evaluator import evaluate_model
     from pixrec.features import load_embeddings
-    from pixrec.models import family
 
     emb_dir = Path(out_dir) / "embeddings"
     if own:

@@ -1,7 +1,9 @@
-"""Training losses over a user state and a set of candidate items (one registry: ``train.loss``).
+"""The two-tower model's training losses, one registry keyed by its ``two_tower.model.loss``.
 
-Both take user states ``h`` (P, D), candidate item vectors ``c`` (C, D), the column of each row's
-positive in ``c`` (P,), and the log of each candidate's expected count in the sampled set (C,):
+Each is a :data:`Loss`: ``loss(logits, target, log_q) -> scalar``, where ``logits`` (P, C) scores
+every training position (a user state) against every candidate item of the step, ``target`` (P,) is
+the column of each position's next item, and ``log_q`` (C,) is the log of each candidate's expected
+count in the sampled set, or None when logQ correction is off:
 
 ``softmax``  sampled softmax cross-entropy over all C candidates, logits corrected by −log q
              (logQ; Yi et al., RecSys 2019): candidates drawn often (popular items among the in-batch
@@ -24,7 +26,7 @@ import torch.nn.functional as F
 
 from pixrec.registry import Registry
 
-Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]  # (logits, target, log_q)
 LOSSES: Registry[Loss] = Registry("loss")
 
 

@@ -6,12 +6,17 @@ few collisions with a user's positives, vectorised over rows (no per-user loops)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import scipy.sparse as sp
 
+from pixrec import schema
+from pixrec.atomic import atomic_dir, write_json
 from pixrec.config import ConfigError, section
 from pixrec.data.dataset import SplitData
 from pixrec.errors import InputError
+from pixrec.numerics import environment
 from pixrec.registry import Registry
 
 MAX_ROUNDS = 200  # rejection rounds; a user who has seen nearly every item would exhaust this
@@ -157,12 +162,6 @@ def write_negatives(data: SplitData, config: NegativesConfig, negatives_dir, can
     Two outputs because two kinds of stage read them: training reads the negatives, evaluation
     the candidates (changing ``negatives.eval_candidates`` must not retrain a model).
     """
-    from pathlib import Path
-
-    from pixrec import schema
-    from pixrec.atomic import atomic_dir, write_json
-    from pixrec.numerics import environment
-
     train_negs = training_negatives(data, config)
     users, candidates = sampled_candidates(data, config)
     metas = {
@@ -206,10 +205,6 @@ def sampled_candidates(data: SplitData, config: NegativesConfig) -> tuple[np.nda
 
 def load_training_negatives(negatives_dir) -> np.ndarray:
     """The negative-sample stage's int32 (epochs, n_train, per_positive), memory-mapped."""
-    from pathlib import Path
-
-    from pixrec import schema
-
     path = Path(negatives_dir) / schema.TRAIN_NEG_FILE
     if not path.is_file():
         raise InputError(f"{path}: missing; run the negative-sample stage first")

@@ -8,7 +8,8 @@ different blocking and summation order, oneDNN JIT-compiles for the best ISA, an
 core type. :data:`CPU_KERNELS` pins each to a path every x86-64 CPU of the last decade runs the same
 way (AVX2 and FMA, or MKL's SSE2 path); :func:`pin_cpu_kernels` sets them (unless already set)
 before torch or numpy load, at stage entry (``stages/__init__.py``) and in the tests. On a CPU without
-AVX2 (or not x86) nothing is pinned. Measured cost and what was shown: README, "Reproducing dvc.lock".
+AVX2 (or not x86) nothing is pinned. Measured cost and what was shown: docs/reproducibility.md,
+"Reproducing `dvc.lock` on another machine".
 """
 
 from __future__ import annotations

@@ -47,6 +47,10 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def entries(self) -> list[T]:
+        """Every entry in registration order (:meth:`names` is sorted)."""
+        return list(self._entries.values())
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 

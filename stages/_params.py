@@ -18,11 +18,6 @@ import yaml
 
 from pixrec.config import ConfigError, from_mapping
 
-# OpenMP's wait policy is libgomp's default (idle threads spin briefly, then sleep; less when threads
-# outnumber cores), not OMP_WAIT_POLICY=PASSIVE as before: PASSIVE made every small op pay a futex
-# wake-up per thread. A/B on the default data, same machine: the pair model's exact scoring 0.67x,
-# the pixel and text stages 0.92x and 0.95x, tune the same. Export it to be kinder to busy neighbours.
-
 T = TypeVar("T")
 
 

@@ -23,7 +23,7 @@ PARAMS = ("{model}", *EVAL_KEYS, "ablate.cells.{variant}")
 
 def eval_config(p: StageParams):
     """The cell's EvalConfig from :data:`EVAL_KEYS` (shared with the ablate-encoders stage)."""
-    from pixrec.evaluation import EvalConfig
+    from pixrec.evaluation.config import EvalConfig
 
     return p.section(EvalConfig, "eval", **EVAL_FIXED)
 

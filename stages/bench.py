@@ -1,5 +1,6 @@
-"""bench: the §7 figures for one workspace (not a DVC stage: it measures the pipeline, so its output
-would never hash the same twice). Prints them and writes a JSON file, e.g. metrics/bench_default.json.
+"""bench: the benchmark figures (docs/scale.md) for one workspace (not a DVC stage: it measures the
+pipeline, so its output would never hash the same twice). Prints them and writes a JSON file, e.g.
+metrics/bench_default.json.
 
     pixrec bench --out metrics/bench_default.json --stage-log stages.jsonl   # after a logged repro
     PIXREC_STAGE_LOG=stages.jsonl dvc repro --force                          # makes that log

@@ -13,7 +13,7 @@ STAGES: dict[str, str] = {
     "embed-images": "stages.embed_images",
     "embed-text": "stages.embed_text",
     "negative-sample": "stages.negative_sample",
-    "train": "stages.train",  # DVC's train-fusion / train-two-tower: pixrec train --model <name>
+    "train": "stages.train",  # DVC's train@<model>: pixrec train --model <name>
     "tune": "stages.tune",
     "evaluate": "stages.evaluate",
     "recommend": "stages.recommend",
@@ -23,7 +23,7 @@ STAGES: dict[str, str] = {
     "ablate-encoders": "stages.ablate_encoders",
     "ablate-summary": "stages.ablate_summary",
     "report": "stages.report",
-    "bench": "stages.bench",  # not a DVC stage: measures the pipeline (design notes §7)
+    "bench": "stages.bench",  # not a DVC stage: measures the pipeline (docs/scale.md)
 }
 # commands over a workspace's trained artefacts (pixrec.serve), not DVC stages; `pixrec recommend
 # --user` is the recommend stage's own command

@@ -23,7 +23,8 @@ def load_params(path: Path):
     ``eval.rerank``, which only this stage reads (the ablate and two-stage stages build EvalConfig
     from the other keys), and ``models`` = (``models.fit``, ``models.headline``, ``eval.rerank``)."""
     from pixrec.config import ConfigError
-    from pixrec.evaluation import EvalConfig, IntervalConfig
+    from pixrec.evaluation.config import EvalConfig
+    from pixrec.evaluation.intervals import IntervalConfig
     from pixrec.models import RerankConfig
 
     with read_params(path, PARAMS) as p:
@@ -41,8 +42,10 @@ def load_params(path: Path):
 def trained_models(models: tuple, models_dir: Path, data, embeddings_dir: Path) -> list:
     """The models of ``models.fit`` that have a checkpoint under ``models_dir`` (the others are
     skipped with the reason: a workspace where only the baselines ran still evaluates), and the
-    headline re-ranked by the pair model (``eval.rerank``) when both are there."""
-    from pixrec.evaluation import TrainedModel
+    headline re-ranked by the pair model (``eval.rerank``) when both are there. Each loads as it is
+    ranked except a pair model under ``eval.ranking: two_stage``: :func:`main` puts it behind its
+    retrievers (``pixrec.evaluation.two_stage.two_stage_models``)."""
+    from pixrec.evaluation.evaluator import TrainedModel
     from pixrec.models import family, reranked, train_stage
 
     names, headline, rerank = models
@@ -55,8 +58,10 @@ def trained_models(models: tuple, models_dir: Path, data, embeddings_dir: Path) 
             continue
         loaders[name] = lambda f=fam, w=where, n=name: f.load(w, data, embeddings_dir, name=n)
         out.append(TrainedModel(name, loaders[name], fam.pairwise))
-    if rerank.top_n and headline in loaders and "fusion" in loaders and headline != "fusion":
-        load = lambda: reranked(loaders[headline](), loaders["fusion"](), rerank.top_n, data)  # noqa: E731
+    # the first pair model of models.fit re-ranks the headline (fusion in the default pipeline)
+    pair = next((m.name for m in out if m.pairwise and m.name != headline), None)
+    if rerank.top_n and headline in loaders and pair is not None:
+        load = lambda: reranked(loaders[headline](), loaders[pair](), rerank.top_n, data)  # noqa: E731
         out.append(TrainedModel(f"{headline}+rerank", load, False))
     return out
 
@@ -76,8 +81,11 @@ def main(
 ) -> None:
     from pixrec.config import to_mapping
     from pixrec.data.dataset import SplitData
-    from pixrec.evaluation import SampledCandidates, evaluate_all, write_outputs
+    from pixrec.evaluation.candidates import SampledCandidates
+    from pixrec.evaluation.evaluator import evaluate_all
+    from pixrec.evaluation.output import write_outputs
     from pixrec.evaluation.tuning import load_chosen
+    from pixrec.evaluation.two_stage import two_stage_models
     from pixrec.features import load_embeddings
     from pixrec.numerics import environment
 
@@ -88,8 +96,10 @@ def main(
     if needs_embeddings([*ctx.chosen, *two_stage]):
         ctx.embeddings = load_embeddings(embeddings, data.n_items)
     sampled = SampledCandidates.load(candidates, data)
-    results, reference = evaluate_all(ctx, sampled, config, intervals,
-                                      trained_models(models_, models, data, embeddings), log=typer.echo)
+    # pair models behind their retrievers (eval.ranking: two_stage) before the evaluator sees them
+    trained = two_stage_models(trained_models(models_, models, data, embeddings), data, ctx.embeddings,
+                               config, log=typer.echo)
+    results, reference = evaluate_all(ctx, sampled, config, intervals, trained, log=typer.echo)
     write_outputs(results, reference, intervals, out, metrics, plot,
                   {"config": to_mapping(config), "intervals": to_mapping(intervals), "chosen": ctx.chosen,
                    "numerics": environment()})

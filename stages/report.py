@@ -16,7 +16,7 @@ PARAMS = ("report", "models.fit", "models.headline")  # = this stage's params in
 
 def load_params(path: Path):
     """(ReportConfig, Lineup): the report's own section, and which models were fitted and lead."""
-    from pixrec.report import Lineup, ReportConfig
+    from pixrec.report.build import Lineup, ReportConfig
 
     with read_params(path, PARAMS) as p:
         return (p.section(ReportConfig, "report"),
@@ -40,7 +40,7 @@ def main(
         None, help="how to name the dataset; default from data/raw/download.json"),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
-    from pixrec.report import ReportInputs, build_report
+    from pixrec.report.build import ReportInputs, build_report
 
     config, lineup = load_params(params)
     src = ReportInputs(metrics, live, split, raw, embeddings, eval_dir)

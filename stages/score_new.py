@@ -32,7 +32,7 @@ def main(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     workspace: Path = typer.Option(Path("."), help="a pipeline checkout where dvc repro has run"),
 ) -> None:
-    from pixrec.serve import load
+    from pixrec.serve.api import load
 
     ws = load(workspace)
     placed = ws.score_new_items(items, covers, k=k, users=users, model=model)

@@ -24,7 +24,8 @@ def load_params(path: Path):
 
 def needs_embeddings(names: list[str]) -> bool:
     """Whether a baseline of ``names`` reads item content vectors (else they are not loaded)."""
-    from pixrec.baselines import BASELINES
+    import pixrec.baselines.catalog  # noqa: F401  (registers every baseline)
+    from pixrec.baselines.base import BASELINES
 
     return any(BASELINES.get(n).needs_embeddings for n in names)
 

@@ -1,6 +1,8 @@
-"""two-stage stage: exact vs two-stage full ranking of the trained fusion model for each N in
-eval.two_stage_sweep -> metrics/two_stage.json (the table in the README). The exact row is the
-evaluate stage's result for the same model when it ranked exactly (else it is ranked here)."""
+"""two-stage stage: exact vs two-stage full ranking of each pairwise model of ``models.fit`` (a family
+whose exact ranking scores every (user, item) pair: the six-token ``fusion``) for each N in
+eval.two_stage_sweep -> metrics/two_stage.json, ``{model: sweep}`` (the report's two-stage tables;
+docs/evaluation.md); ``{}`` when ``models.fit`` has no pairwise model. The exact row is the evaluate
+stage's result for the same model when it ranked exactly (else it is ranked here)."""
 
 from __future__ import annotations
 
@@ -14,17 +16,18 @@ from stages._params import fail_cleanly, read_params
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 # what the sweep reads: the full/cold protocols, the retrievers with their fixed knobs, N
-PARAMS = ("eval.ks", "eval.batch_users", "eval.seed", "eval.two_stage_retrievers",
+PARAMS = ("models.fit", "eval.ks", "eval.batch_users", "eval.seed", "eval.two_stage_retrievers",
           "eval.two_stage_sweep")  # = dvc.yaml
 # one model ranked exactly and then two-stage with each N of the sweep (which sets the candidates)
 EVAL_FIXED = {"ranking": "exact", "two_stage_candidates": 1}
 
 
 def load_params(path: Path):
-    from pixrec.evaluation import EvalConfig
+    """(EvalConfig, the names in ``models.fit``)."""
+    from pixrec.evaluation.config import EvalConfig
 
     with read_params(path, PARAMS) as p:
-        return p.section(EvalConfig, "eval", **EVAL_FIXED)
+        return p.section(EvalConfig, "eval", **EVAL_FIXED), p.value("models.fit", list[str])
 
 
 @app.command()
@@ -32,7 +35,7 @@ def load_params(path: Path):
 def main(
     split: Path = typer.Option(Path("data/split")),
     embeddings: Path = typer.Option(Path("data/embeddings")),
-    fusion: Path = typer.Option(Path("models/fusion"), help="the six-token pair model's checkpoint"),
+    models: Path = typer.Option(Path("models"), help="holds models/<name> for each of models.fit"),
     evaluate: Path = typer.Option(Path("metrics/evaluate.json"), help="the evaluate stage's metrics"),
     eval_meta: Path = typer.Option(Path("data/eval/meta.json"), help="the evaluate stage's config"),
     metrics: Path = typer.Option(Path("metrics/two_stage.json")),
@@ -44,15 +47,20 @@ def main(
     from pixrec.features import load_embeddings
     from pixrec.models import family
 
-    config = load_params(params)
-    data = SplitData.load(split)
-    emb = load_embeddings(embeddings, data.n_items)
-    ranker = family("fusion").load(fusion, data, embeddings, name="fusion")
-    exact = None
-    if evaluate.is_file() and eval_meta.is_file():
-        exact = evaluated_exactly(json.loads(evaluate.read_text()), json.loads(eval_meta.read_text()),
-                                  "fusion", config)
-    result = two_stage_sweep(ranker, data, emb, config, log=typer.echo, exact=exact)
+    config, fit = load_params(params)
+    pairwise = [name for name in fit if family(name).pairwise]
+    result = {}
+    if not pairwise:
+        typer.echo(f"models.fit {fit} has no pairwise model: no exact vs two-stage comparison")
+    else:
+        data = SplitData.load(split)
+        emb = load_embeddings(embeddings, data.n_items)
+        ran = evaluate.is_file() and eval_meta.is_file()
+        for name in pairwise:
+            ranker = family(name).load(models / name, data, embeddings, name=name)
+            exact = evaluated_exactly(json.loads(evaluate.read_text()), json.loads(eval_meta.read_text()),
+                                      name, config) if ran else None
+            result[name] = two_stage_sweep(ranker, data, emb, config, log=typer.echo, exact=exact)
     write_json(metrics, result)
     typer.echo(f"-> {metrics}")
 

@@ -7,9 +7,9 @@ import pytest
 import scipy.sparse as sp
 from toy_split import make_split, random_split
 
-from pixrec.baselines import BASELINES, FitContext, MemoryBudgetError, make_baseline, preflight_baseline
-from pixrec.baselines.base import knob_section
-from pixrec.baselines.ease import ease_memory_bytes
+import pixrec.baselines.catalog  # noqa: F401  (registers every baseline)
+from pixrec.baselines.base import BASELINES, FitContext, knob_section, make_baseline, preflight_baseline
+from pixrec.baselines.ease import MemoryBudgetError, ease_memory_bytes
 from pixrec.baselines.neighbours import top_k_per_row
 from pixrec.config import ConfigError
 from pixrec.errors import InputError

@@ -16,20 +16,14 @@ from real_params import real_config
 from toy_split import make_split, random_split, write_split
 
 from pixrec import schema
-from pixrec.baselines import FitContext, make_baseline
+from pixrec.baselines.base import FitContext, make_baseline
 from pixrec.errors import InputError
-from pixrec.evaluation import (
-    EvalConfig,
-    IntervalConfig,
-    SampledCandidates,
-    TrainedModel,
-    evaluate_all,
-    evaluate_model,
-    full_ranking_metrics,
-    rank_full,
-    rank_sampled,
-)
+from pixrec.evaluation.candidates import SampledCandidates
+from pixrec.evaluation.config import EvalConfig
+from pixrec.evaluation.evaluator import TrainedModel, evaluate_all, evaluate_model
+from pixrec.evaluation.intervals import IntervalConfig
 from pixrec.evaluation.metrics import mrr, ndcg, recall
+from pixrec.evaluation.protocols import full_ranking_metrics, rank_full, rank_sampled
 from pixrec.scoring import TwoStage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,6 +191,35 @@ def test_two_stage_scores_only_the_retrieved_candidates():
     np.testing.assert_array_equal(two.score(np.array([0]), np.array([[5, 4]])), [[5, 4]])
 
 
+def test_the_caller_puts_pair_models_behind_their_retrievers():
+    """eval.ranking: two_stage wraps each pairwise model in its retrievers (checked before any work,
+    fitted once, shared); every other model, and all of them under exact ranking, load as given. The
+    evaluator ranks what it is handed."""
+    from pixrec.evaluation.two_stage import two_stage_models
+
+    data = random_split(50, 30, n_cold=3, seed=5)
+    ranker = Table(np.random.default_rng(2).standard_normal((data.n_users, data.n_items)))
+    plain = Table(np.zeros((data.n_users, data.n_items)))
+    ranker.name, plain.name = "fusion", "plain"
+    models = [TrainedModel("fusion", lambda: ranker, pairwise=True), TrainedModel("plain", lambda: plain)]
+    assert two_stage_models(models, data, None, cfg()) == models  # exact ranking
+    config = cfg(ranking="two_stage", two_stage_retrievers={"most_popular": {}, "item_knn": {"k": 5}},
+                 two_stage_candidates=4)
+    logs: list[str] = []
+    wrapped = two_stage_models(models, data, None, config, log=logs.append)
+    assert wrapped[1] is models[1] and not logs  # nothing fitted before a pair model is loaded
+    first, second = wrapped[0].load(), wrapped[0].load()
+    assert isinstance(first, TwoStage) and first.ranker is ranker and first.k == 4
+    assert [id(r) for r in first.retrievers] == [id(r) for r in second.retrievers]  # fitted once
+    assert sum("two-stage retriever" in line for line in logs) == 2
+    results, _ = evaluate_all(FitContext(data, None, 0, chosen={"random": {}}), None, config,
+                              IntervalConfig(50, 0.9), wrapped, log=lambda _: None)
+    assert [r.name for r in results] == ["random", "fusion", "plain"]
+    over_budget = cfg(ranking="two_stage", two_stage_retrievers={"ease": {"lam": 1.0, "max_gib": 1e-9}})
+    with pytest.raises(InputError, match="max_gib"):  # refused up front, not when the model loads
+        two_stage_models(models, data, None, over_budget)
+
+
 def test_two_stage_sweep_with_every_item_proposed_is_exact():
     """N >= the catalogue: every unseen item is a candidate, so two-stage ranking *is* exact ranking."""
     from pixrec.evaluation.two_stage import two_stage_sweep
@@ -217,8 +240,6 @@ def test_two_stage_sweep_with_every_item_proposed_is_exact():
 def test_two_stage_sweep_reuses_the_evaluate_stages_exact_ranking_only_when_it_was_exact():
     """The exact row is taken from evaluate.json (its point estimates) when that stage ranked the model
     exactly with the same cut-offs and seed; otherwise the sweep ranks it and gets the same figures."""
-    from pixrec.evaluation.evaluator import evaluate_all
-    from pixrec.evaluation.intervals import IntervalConfig
     from pixrec.evaluation.output import metrics_json
     from pixrec.evaluation.two_stage import evaluated_exactly, two_stage_sweep
 

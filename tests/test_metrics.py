@@ -76,3 +76,59 @@ def test_mean_self_information_by_hand():
     top = np.array([[0, 1], [2, -1], [-1, -1]])  # user means 1.5 and 4.0; empty list left out
     assert mean_self_information(top, info) == pytest.approx((1.5 + 4.0) / 2)
     assert mean_self_information(np.full((2, 3), -1), info) == 0.0
+
+
+def test_a_new_metric_is_one_registry_entry_shown_everywhere(monkeypatch):
+    """Registered once, a metric is in the evaluator's protocol blocks (with a bootstrap interval when
+    it is a mean over users, without one when it is a list-level figure), in the headline table when
+    its entry asks for it, and in the report's tables."""
+    from pathlib import Path
+
+    from real_params import real_config
+    from toy_split import random_split
+
+    from pixrec.baselines.base import FitContext, make_baseline
+    from pixrec.evaluation.candidates import SampledCandidates
+    from pixrec.evaluation.config import EvalConfig
+    from pixrec.evaluation.evaluator import attach_intervals, evaluate_model
+    from pixrec.evaluation.headline import headline_metrics
+    from pixrec.evaluation.intervals import IntervalConfig
+    from pixrec.evaluation.metrics import Metric
+    from pixrec.evaluation.output import metrics_json
+    from pixrec.report.tables import columns, model_tables
+
+    def hit(ranks, k):
+        return (np.asarray(ranks) <= k).astype(np.float64)
+
+    def filled(top, info):
+        return float((top >= 0).mean())
+
+    monkeypatch.setitem(METRICS._entries, "hit",
+                        Metric("hit", hit, "HR", words="Hit rate", headline_ks=(10,)))
+    monkeypatch.setitem(METRICS._entries, "filled", Metric("filled", filled, "Fill", per_list=True))
+
+    data = random_split(30, 20, n_cold=3, seed=1)
+    model = make_baseline("most_popular", FitContext(data, None, 0), {})
+    users = data.test.users[:10]
+    cands = np.concatenate([data.test.items[:10, None], np.tile(np.arange(2), (10, 1)) + 5], axis=1)
+    config = real_config(EvalConfig, ks=[10, 20], batch_users=16, ranking="exact")
+    res = evaluate_model(model, data, SampledCandidates(users, cands), config)
+    intervals = IntervalConfig(50, 0.9)
+    attach_intervals([res], None, intervals, 0)
+    for protocol in ("sampled", "full", "cold"):
+        block = res.metrics[protocol]
+        assert block["hit@10"] == block["recall@10"]
+        assert block["hit@10_lo"] <= block["hit@10"] <= block["hit@10_hi"]
+    assert "hit@5" in res.metrics["sampled"] and "hit@20" in res.metrics["full"]
+    assert 0 < res.metrics["full"]["filled@10"] <= 1 and "filled@10_lo" not in res.metrics["full"]
+    assert "filled@10" not in res.metrics["sampled"]  # no top lists there
+
+    evaluate = metrics_json([res], None, intervals)
+    head = headline_metrics(evaluate, "most_popular", Path("metrics/evaluate.json"))
+    assert list(head) == ["ndcg@10", "hit@10"]
+    assert head["hit@10"]["most_popular"]["full"] == res.metrics["full"]["hit@10"]
+
+    assert {("hit@5", "HR@5"), ("hit@10", "HR@10")} <= set(columns("sampled"))
+    assert {("hit@10", "HR@10"), ("filled@10", "Fill@10")} <= set(columns("cold"))
+    tables = {t.key: t for t in model_tables(evaluate, [], None)}
+    assert {("hit@20", "HR@20"), ("filled@10", "Fill@10")} <= set(tables["full"].columns)

@@ -8,7 +8,8 @@ import torch
 from real_params import real_config
 
 from pixrec.features import ItemFeatures
-from pixrec.models.fusion import TOKENS, FusionConfig, FusionModel, FusionRecommender
+from pixrec.models.fusion import FusionRecommender
+from pixrec.models.fusion_net import TOKENS, FusionConfig, FusionModel
 from pixrec.models.layers import Block
 
 N_USERS, N_ITEMS, N_TAGS, D_TEXT, D_IMAGE = 7, 11, 3, 5, 6

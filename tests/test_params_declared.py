@@ -43,7 +43,7 @@ def _cells(stage: dict) -> list[dict[str, str]]:
     (``--model fusion`` or ``--model ${models.headline}``)."""
     matrix = {k: _resolve(v) for k, v in stage.get("matrix", {}).items()}
     named = re.search(r"--model ([^\s/]+)(?=\s|$)", stage["cmd"])
-    fixed = {"model": _resolve(named.group(1))} if named else {}
+    fixed = {"model": _resolve(named.group(1))} if named and "model" not in matrix else {}
     return [dict(zip(matrix, combo, strict=True)) | fixed for combo in itertools.product(*matrix.values())]
 
 
@@ -107,10 +107,16 @@ def test_an_unknown_key_in_any_section_a_stage_reads_is_an_error(case, tmp_path)
         _module(name).load_params(path, **item)
 
 
+def _cell(stage: str, key: str) -> dict[str, str]:
+    """The matrix cell of ``stage`` that reads ``key`` (train@two_tower for a two_tower.* key)."""
+    cells = _cells(PIPELINE[stage])
+    return next((c for c in cells if key.split(".")[0] in c.values()), cells[0])
+
+
 def _load(tmp_path: Path, stage: str, overrides: dict[str, Any]):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(_apply(real_params(), overrides)))
-    return _module(stage).load_params(path, **_cells(PIPELINE[stage])[0])
+    return _module(stage).load_params(path, **_cell(stage, next(iter(overrides))))
 
 
 def _without(key: str) -> dict[str, Any]:
@@ -128,7 +134,7 @@ def test_values_are_typed_at_load(tmp_path):
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace(
         "    lr: 0.005", "    lr: 3e-4"))
     assert yaml.safe_load((tmp_path / "params.yaml").read_text())["fusion"]["train"]["lr"] == "3e-4"
-    _, section = _module("train-fusion").load_params(tmp_path / "params.yaml", model="fusion")
+    _, section = _module("train").load_params(tmp_path / "params.yaml", model="fusion")
     assert section.train.lr == 3e-4 and type(section.train.lr) is float
     split = _load(tmp_path, "split", {"split.min_user_interactions": "3"})
     assert split.min_user_interactions == 3 and type(split.min_user_interactions) is int
@@ -136,9 +142,9 @@ def test_values_are_typed_at_load(tmp_path):
 
 
 @pytest.mark.parametrize(("stage", "overrides", "message"), [
-    ("train-fusion", {"fusion.train.lr": "abc"},
+    ("train", {"fusion.train.lr": "abc"},
      "params.yaml: fusion.train.lr: expected a number, got 'abc'"),
-    ("train-two-tower", {"two_tower.model.tokens": ["item", "smell"]},
+    ("train", {"two_tower.model.tokens": ["item", "smell"]},
      r"two_tower.model.tokens: unknown \['smell'\]"),
     ("ablate", {"ablate.cells.full": {"lossy": "bce"}}, "ablate.cells.full.lossy: unknown key"),
     ("negative-sample", {"negatives.per_positive": "abc"},
@@ -156,7 +162,7 @@ def test_values_are_typed_at_load(tmp_path):
      "params.yaml: eval.two_stage_retrievers.item_knn.k: expected an integer, got 'fifty'"),
     ("evaluate", {"eval.intervals.level": "high"}, "params.yaml: eval.intervals.level: expected a number"),
     ("evaluate", {"eval.ks": [5, "ten"]}, r"params.yaml: eval.ks\[1\]: expected an integer, got 'ten'"),
-    ("train-fusion", {"fusion.model.dim": 30, "fusion.model.heads": 4},
+    ("train", {"fusion.model.dim": 30, "fusion.model.heads": 4},
      "divisible by heads, got dim=30 heads=4"),
     ("download", {"data.url.covers_sha256": "abc"}, "data.url.covers_sha256: 'abc' is not a sha256"),
     ("ablate-summary", {"ablate.variants": "full"}, r"ablate.variants: expected list\[str\], got 'full'"),
@@ -168,7 +174,7 @@ def test_a_bad_value_is_one_line_naming_the_key(tmp_path, stage, overrides, mess
 
 
 @pytest.mark.parametrize(("stage", "key"), [
-    ("train-fusion", "fusion.train.lr"), ("train-two-tower", "two_tower.select.cold_offset"),
+    ("train", "fusion.train.lr"), ("train", "two_tower.select.cold_offset"),
     ("evaluate", "eval.seed"), ("evaluate", "eval.rerank"), ("evaluate", "eval.intervals"),
     ("evaluate", "eval.intervals.level"), ("tune", "baselines.knobs"), ("tune", "baselines.knobs.ease.lam"),
     ("embed-text", "encoders.text.max_length"), ("download", "data.url.items")])
@@ -176,7 +182,7 @@ def test_a_missing_key_is_an_error_naming_it(tmp_path, stage, key):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(_without(key)))
     with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: {re.escape(key)} is missing$"):
-        _module(stage).load_params(path, **_cells(PIPELINE[stage])[0])
+        _module(stage).load_params(path, **_cell(stage, key))
 
 
 def test_read_params_hands_out_declared_keys_only_and_checks_each_is_read(tmp_path):
@@ -193,7 +199,7 @@ def test_read_params_hands_out_declared_keys_only_and_checks_each_is_read(tmp_pa
     # a stage-fixed field may not shadow a declared one
     with pytest.raises(KeyError, match="both declared and fixed"), \
             read_params(path, ["eval.ks", "eval.seed"]) as p:
-        from pixrec.evaluation import EvalConfig
+        from pixrec.evaluation.config import EvalConfig
 
         p.section(EvalConfig, "eval", ks=[1])
 

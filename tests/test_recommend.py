@@ -67,8 +67,8 @@ def test_blocks_of_any_size_give_the_lists_of_a_full_sort():
 
 
 # --- the stage in a real DVC repo ----------------------------------------------------------------------
-STAGES = ["headline", "download", "split", "embed-images", "embed-text", "negative-sample", "train-fusion",
-          "train-two-tower", "tune", "evaluate", "recommend"]
+STAGES = ["headline", "download", "split", "embed-images", "embed-text", "negative-sample", "train",
+          "tune", "evaluate", "recommend"]
 TINY = {
     **TINY_REPRO,
     "eval.rerank.top_n": 0,
@@ -185,7 +185,7 @@ def test_stage_refuses_untrained_and_untuned_models(repo, tmp_path):
     params["recommend"]["models"] = []
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     line = one_line_error(pixrec_cli(repo, *stage, "--models", str(tmp_path / "no_models")))
-    assert "model 'two_tower' is not trained; run dvc repro train-two-tower" in line
+    assert "model 'two_tower' is not trained; run dvc repro train@two_tower" in line
     assert not (tmp_path / "recs").exists()  # nothing half-written
 
 
@@ -302,7 +302,7 @@ def test_similar_works_for_cold_items(repo):
     (("score-new", "--items", "{bad_csv}"), "lacks column(s) ['title']"),
     (("score-new", "--items", "{new_csv}", "--workspace", "{empty}"), "no split; run dvc repro"),
     (("similar", "--item", "{item}", "--workspace", "{untrained}"),
-     "model 'two_tower' is not trained; run dvc repro train-two-tower"),
+     "model 'two_tower' is not trained; run dvc repro train@two_tower"),
 ])
 def test_bad_similar_and_score_new_input_is_one_line(repo, tmp_path, args, says):
     item = pl.read_parquet(repo / "data/split/items.parquet")[schema.ITEM_ID][0]

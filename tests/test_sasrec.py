@@ -1,4 +1,5 @@
-"""SASRec: histories in time order, causal masking, padding invariance, last-position scoring."""
+"""SASRec: causal masking, padding invariance, last-position scoring (its histories: the shared
+builder, pixrec.histories, tested in test_two_tower.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import pytest
 import torch
 from toy_split import make_split, random_split
 
-from pixrec.baselines import FitContext, make_baseline
-from pixrec.baselines.sasrec import SASRecNet, last_items
-from pixrec.data.dataset import Interactions
+from pixrec.baselines.base import FitContext, make_baseline
+from pixrec.baselines.sasrec import SASRecNet
+from pixrec.histories import Histories
 
 KNOBS = {"dim": 16, "heads": 2, "layers": 2, "dropout": 0.1, "max_len": 6, "epochs": 3, "lr": 0.01,
          "batch_size": 8, "negatives": 0, "threads": 2}
@@ -23,15 +24,6 @@ def toy():
 def net(seed=0, max_len=8) -> SASRecNet:
     torch.manual_seed(seed)
     return SASRecNet(n_items=20, dim=16, heads=2, layers=2, max_len=max_len, dropout=0.0).eval()
-
-
-def test_last_items_are_the_latest_by_time_right_aligned():
-    # user 0: items 5 (t=30), 3 (t=10), 4 (t=20); user 1: item 7; user 2: none
-    train = Interactions(np.array([0, 0, 1, 0], np.int32), np.array([5, 3, 7, 4], np.int32),
-                         np.array([30, 10, 5, 20], np.int64))
-    got = last_items(train, 3, 2)
-    np.testing.assert_array_equal(got, [[4 + 1, 5 + 1], [0, 7 + 1], [0, 0]])  # item_idx + 1, 0 = pad
-    np.testing.assert_array_equal(last_items(train, 3, 4)[0], [0, 3 + 1, 4 + 1, 5 + 1])
 
 
 def test_causal_mask_a_later_item_never_changes_an_earlier_position():
@@ -61,7 +53,7 @@ def test_padding_invariance():
 def test_scores_are_the_last_position_dot_every_item(toy):
     model = make_baseline("sasrec", FitContext(toy, None, 0), KNOBS)
     users = np.arange(toy.n_users)
-    seqs = torch.from_numpy(last_items(toy.train, toy.n_users, KNOBS["max_len"]))
+    seqs = Histories.build(toy.train, toy.n_users, KNOBS["max_len"]).items + 1  # 0 = padding
     table = model.net.items.weight.detach()[1:]  # (I, D), row i = item_idx i
     for u in users[:10]:  # brute force: the net on the user's own history, last position, dot products
         with torch.no_grad():

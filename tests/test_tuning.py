@@ -10,7 +10,7 @@ from real_params import real_config
 from toy_split import random_split, write_split
 
 from pixrec import schema
-from pixrec.baselines import FitContext
+from pixrec.baselines.base import FitContext
 from pixrec.config import ConfigError
 from pixrec.errors import InputError
 from pixrec.evaluation.metrics import ndcg

@@ -18,16 +18,10 @@ from pixrec.data.dataset import Interactions, SplitData
 from pixrec.evaluation.metrics import ndcg
 from pixrec.evaluation.protocols import rank_full
 from pixrec.features import Embeddings
+from pixrec.histories import Histories
 from pixrec.models.cold_lift import Yardstick, choose_cold_offset, lift_curve, pick_offset
-from pixrec.models.histories import Histories
-from pixrec.models.two_tower import (
-    Freshness,
-    TwoTower,
-    TwoTowerRecommender,
-    TwoTowerSection,
-    TwoTowerTask,
-    first_seen,
-)
+from pixrec.models.two_tower import TwoTowerRecommender, TwoTowerSection, TwoTowerTask
+from pixrec.models.two_tower_net import Freshness, TwoTower, first_seen
 from pixrec.serve.placing import ContentPlacer
 from pixrec.serve.topk import top_k_unseen
 

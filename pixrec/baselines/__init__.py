@@ -1,15 +1,4 @@
-"""Baselines behind the one scoring interface; importing the package registers them all."""
-
-from pixrec.baselines import content, ease, factors, hybrid, neighbours, popularity, sasrec  # noqa: F401
-from pixrec.baselines.base import (
-    BASELINES,
-    Baseline,
-    FitContext,
-    make_baseline,
-    preflight_baseline,
-    seed_for,
-)
-from pixrec.baselines.ease import MemoryBudgetError
-
-__all__ = ["BASELINES", "Baseline", "FitContext", "MemoryBudgetError", "make_baseline",
-           "preflight_baseline", "seed_for"]
+"""Baselines behind the one scoring interface, one module each: ``popularity`` (random, most_popular),
+``neighbours`` (item_knn, user_knn), ``content`` (content_knn), ``ease``, ``factors`` (als, bpr),
+``hybrid`` and ``sasrec``. The registry and what they share is :mod:`.base`; importing :mod:`.catalog`
+registers them all. Importing this package loads none of them."""

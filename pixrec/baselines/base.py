@@ -8,8 +8,10 @@ in its constructor, which has one signature for all::
 where ``<knobs>`` are keyword-only arguments, typed and without defaults, named exactly as in
 ``params.yaml`` (``baselines.knobs.<name>`` for the yardstick, ``eval.two_stage_retrievers.<name>`` for
 retrievers). That signature *is* the baseline's params section (:func:`knob_section`): knobs are typed
-by it at load and at fit, so a new baseline is one class plus one ``@BASELINES.register`` line, and a
-new knob is one keyword. Every baseline fits on the *training* interactions only (``ctx.data.train``).
+by it at load and at fit, so a new baseline is one class plus one ``@BASELINES.register`` line (in a
+new module: one more name in :mod:`pixrec.baselines.catalog`, which imports every baseline module so that
+each registers itself), and a new knob is one keyword. Every baseline fits on the *training* interactions
+only (``ctx.data.train``). Names are looked up in :data:`BASELINES` once the catalog is imported.
 """
 
 from __future__ import annotations

@@ -30,26 +30,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixrec.baselines.base import BASELINES, Baseline, FitContext
-from pixrec.data.dataset import Interactions
 from pixrec.errors import InputError
+from pixrec.histories import Histories
 from pixrec.numerics import deterministic_kernels
 
 
-def last_items(train: Interactions, n_users: int, length: int) -> np.ndarray:
-    """Each user's last ``length`` training items by time, right-aligned: int64 (n_users, length),
-    item_idx + 1, 0 = padding. Ties in time keep the file order."""
-    order = np.lexsort((np.arange(len(train)), train.timestamps, train.users))
-    users, items = train.users[order].astype(np.int64), train.items[order].astype(np.int64)
-    counts = np.bincount(users, minlength=n_users)
-    from_end = np.cumsum(counts)[users] - 1 - np.arange(len(users))  # 0 = the user's latest item
-    keep = from_end < length
-    out = np.zeros((n_users, length), dtype=np.int64)
-    out[users[keep], length - 1 - from_end[keep]] = items[keep] + 1
-    return out
-
-
 class Block(nn.Module):
-    """x + attention(LN(x)), then x + FFN(LN(x)); ``allowed`` (B, 1, T, T) bool: query may see key."""
+    """x + attention(LN(x)), then x + FFN(LN(x)); ``allowed`` (B, 1, T, T) bool: query may see key.
+
+    Not :class:`pixrec.models.layers.Block`: SASRec's FFN is dim wide with a dropout inside and its
+    attention is ``scaled_dot_product_attention``, so sharing that block would change its weights."""
 
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
@@ -148,7 +138,8 @@ class SASRec(Baseline):
                              f"be >= 1 with dim divisible by heads, negatives >= 0")
         data = ctx.data
         self.n_items, self.unrankable = data.n_items, data.cold_items
-        seqs = torch.from_numpy(last_items(data.train, data.n_users, max_len + 1))  # (U, L+1)
+        # item_idx + 1, 0 = left padding: (U, L+1) the last max_len + 1 training items
+        seqs = Histories.build(data.train, data.n_users, max_len + 1).items + 1
         seed = int(rng.integers(2**31 - 1))
         with _torch_scope(threads, seed):
             self.net = SASRecNet(data.n_items, dim, heads, layers, max_len, dropout)

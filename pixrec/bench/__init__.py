@@ -1,4 +1,4 @@
-"""The benchmark behind ``pixrec bench`` (design notes §7): figures, not pass/fail.
+"""The benchmark behind ``pixrec bench`` (docs/scale.md, "The benchmark"): figures, not pass/fail.
 
 ``machine``  what the figures were measured on; ``pipeline``  wall time and peak memory per pipeline
 stage (from the stages' own log, ``$PIXREC_STAGE_LOG``); ``embed``  each embed stage vs its bare

@@ -9,6 +9,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from pixrec.evaluation.protocols import rank_full
+from pixrec.serve.topk import top_k_unseen
 from pixrec.training import train_step
 
 
@@ -73,8 +75,6 @@ def ranking_throughput(seen: sp.csr_matrix, targets: np.ndarray, dim: int = 64, 
                        list_k: int = 10, seed: int = 0) -> dict:
     """users/s of :func:`rank_full` (the evaluator's full protocol, top-10 lists on) for a
     dot-product model of width ``dim`` over every user of ``seen`` (the real masks)."""
-    from pixrec.evaluation.protocols import rank_full
-
     rng = np.random.default_rng(seed)
     n_users, n_items = seen.shape
     rec = DotProduct(rng.standard_normal((n_users, dim), dtype=np.float32),
@@ -89,8 +89,6 @@ def ranking_throughput(seen: sp.csr_matrix, targets: np.ndarray, dim: int = 64, 
 def recommend_throughput(seen: sp.csr_matrix, k: int, batch_users: int, dim: int = 64, seed: int = 0) -> dict:
     """users/s of the recommend stage's exact top-k (:func:`pixrec.serve.topk.top_k_unseen`, seen items
     masked) for a random dot-product model of width ``dim`` over every user of ``seen``."""
-    from pixrec.serve.topk import top_k_unseen
-
     rng = np.random.default_rng(seed)
     n_users, n_items = seen.shape
     rec = DotProduct(rng.standard_normal((n_users, dim), dtype=np.float32),

@@ -1,4 +1,5 @@
-"""Embedding stages vs their bare encoders (design notes §7: a stage at >= 90% of the bare forward).
+"""Embedding stages vs their bare encoders (docs/scale.md, "The benchmark": a stage should run at >= 90%
+of its bare encoder's forward).
 
 On the same items and batch size: ``bare`` is the model's own forward on inputs already in memory
 (decoded uint8 cover batches; tokenized text batches); ``stage`` is the library call the stage makes
@@ -15,6 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
+
+from pixrec import schema
+from pixrec.encoders.base import TEXT_BACKENDS, write_embedded
+from pixrec.encoders.image import CoverDataset, build_image_encoder, embed_images
+from pixrec.encoders.text import autocast, build_text_encoder, embed_texts, item_texts, length_order
 
 
 def cpu_seconds() -> float:
@@ -47,10 +53,6 @@ def bench_image(config, items: pl.DataFrame, raw: Path, out_dir: Path, repeats: 
     """images/s of the embed-images stage vs its encoder's forward, on ``items`` with a cover."""
     import torch
 
-    from pixrec import schema
-    from pixrec.encoders.base import write_embedded
-    from pixrec.encoders.image import CoverDataset, build_image_encoder, embed_images
-
     items = items.filter(pl.col(schema.COVER_PATH).is_not_null())
     n, bs = items.height, config.batch_size
     enc = build_image_encoder(config)
@@ -78,9 +80,6 @@ def bench_image(config, items: pl.DataFrame, raw: Path, out_dir: Path, repeats: 
 def bench_text(config, items: pl.DataFrame, out_dir: Path, repeats: int = 2) -> dict:
     """texts/s of the embed-text stage vs its encoder's forward on the same length-sorted batches."""
     import torch
-
-    from pixrec.encoders.base import write_embedded
-    from pixrec.encoders.text import autocast, build_text_encoder, embed_texts, item_texts, length_order
 
     enc = build_text_encoder(config)
     texts = item_texts(items, tuple(config.fields))
@@ -120,9 +119,6 @@ def bench_text_backends(config, items: pl.DataFrame, repeats: int = 1) -> list[d
     item's vector to its fp32 one (all are L2-normalised). ``build_s``: loading (+ ONNX export)."""
     from dataclasses import replace
 
-    from pixrec.encoders.base import TEXT_BACKENDS
-    from pixrec.encoders.text import build_text_encoder, embed_texts
-
     rows: list[dict] = []
     ref = None
     for backend in TEXT_BACKENDS:  # "torch" first: the reference
@@ -151,8 +147,6 @@ def bench_text_backends(config, items: pl.DataFrame, repeats: int = 1) -> list[d
 
 def read_text_items(path: Path) -> pl.DataFrame:
     """Items with item_id, title, tag, description from ``items.parquet`` or a PixelRec ``item_info.csv``."""
-    from pixrec import schema
-
     cols = [schema.ITEM_ID, schema.TITLE, schema.TAG, schema.DESCRIPTION]
     if Path(path).suffix == ".parquet":
         return pl.read_parquet(path, columns=cols)

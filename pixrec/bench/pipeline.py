@@ -10,17 +10,16 @@ from pathlib import Path
 
 from pixrec.errors import InputError
 
-CELL_FLAGS = ("--variant", "--image", "--text")  # matrix stages: the cell's name is in its arguments
+CELL_FLAGS = ("--model", "--variant", "--image", "--text")  # a matrix cell's name is in its arguments
 
 
 def stage_name(argv: list[str]) -> str:
     """``['/repo/stages/ablate.py', '--variant', 'no_image', ...]`` -> ``'ablate@no_image'``;
-    ``['/repo/stages/train.py', '--model', 'two_tower', ...]`` -> ``'train-two-tower'`` (one train
-    stage per model in dvc.yaml)."""
+    ``['/repo/stages/train.py', '--model', 'two_tower', ...]`` -> ``'train@two_tower'``. The ablate
+    stages name the headline model too (``--model``): a cell's name is its own axis only."""
     name = Path(argv[0]).stem.replace("_", "-") if argv else "?"
-    if name == "train" and "--model" in argv[:-1]:
-        name += "-" + argv[argv.index("--model") + 1].replace("_", "-")
-    cell = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in CELL_FLAGS]
+    flags = CELL_FLAGS if name == "train" else CELL_FLAGS[1:]
+    cell = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in flags]
     return name + (f"@{'-'.join(cell)}" if cell else "")
 
 

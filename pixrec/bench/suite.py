@@ -12,7 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
+from pixrec.bench import compute, machine, pipeline
+from pixrec.data.dataset import SplitData
 from pixrec.errors import InputError
+from pixrec.features import load_embeddings
+from pixrec.models import family
+from pixrec.models.cold_lift import Yardstick
+from pixrec.negatives import load_training_negatives
+
+# the embed parts' module (the encoders, onnxruntime) is imported when one of them runs
 
 PARTS = ("stages", "embed", "text-backends", "train", "ranking", "recommend", "fusion")
 DEFAULT_PARTS = ("stages", "embed", "train", "ranking", "recommend", "fusion")  # text-backends: on request
@@ -64,9 +72,6 @@ def run_benchmark(root: Path, image_config, text_config, sections: dict, recomme
     """Every part of ``options.parts`` on the workspace at ``root``; a JSON-ready dict of figures.
     ``sections``: each trained model's params section by name (``fusion``, ``two_tower``);
     ``recommend_config``: the recommend stage's (k, batch_users)."""
-    from pixrec.bench import compute, machine, pipeline
-    from pixrec.data.dataset import SplitData
-
     ws = Workspace(root)
     out: dict = {"machine": machine.describe(), "workspace": str(ws.root.resolve())}
     data = SplitData.load(ws.split)
@@ -118,8 +123,6 @@ def run_benchmark(root: Path, image_config, text_config, sections: dict, recomme
             f"{data.n_users:,} users x {data.n_items:,} items in {out['recommend']['seconds']} s")
 
     if "fusion" in options.parts:
-        from pixrec.models import family
-
         rec = family("fusion").load(ws.models / "fusion", data, ws.embeddings, name="fusion")
         torch_threads(sections["fusion"].train.threads)
         users = np.sort(rng.choice(data.n_users, size=min(options.fusion_users, data.n_users), replace=False))
@@ -174,12 +177,6 @@ def torch_threads(n: int) -> None:
 def _train(ws: Workspace, data, sections: dict, options: BenchOptions, log: Callable[[str], None]) -> dict:
     """Training samples/s of each model's own step (pixrec.training.Task) on the workspace's data."""
     import torch
-
-    from pixrec.bench import compute
-    from pixrec.features import load_embeddings
-    from pixrec.models import family
-    from pixrec.models.cold_lift import Yardstick
-    from pixrec.negatives import load_training_negatives
 
     embeddings = load_embeddings(ws.embeddings, data.n_items)
     out = {}

@@ -7,7 +7,7 @@ a file is accepted or refused the same way by both. Parsing is pyarrow's CSV rea
 the field count of every row, unlike polars, which pads short rows with nulls) and polars
 expressions; no per-row Python.
 
-Conventions, documented in README (data section):
+Conventions, documented in docs/data.md ("What the CSVs may hold"):
 
 - the header names the columns; any order is accepted and extra columns are ignored;
 - the file is UTF-8 (``data/raw`` always is: the download stage converts a file in the encoding that

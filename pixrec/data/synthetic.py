@@ -1,4 +1,5 @@
-"""A deterministic PixelRec-layout dataset with known latent structure (design notes §3).
+"""A deterministic PixelRec-layout dataset with known latent structure (docs/data.md, "The built-in
+synthetic dataset").
 
 Why synthetic: PixelRec may not be redistributed, yet every stage must run offline and a result must
 mean something about the machinery. So the generator plants the structure a recommender is supposed

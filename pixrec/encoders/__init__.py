@@ -26,40 +26,7 @@ Offline, point ``weights`` at what you downloaded: a ``save_pretrained`` directo
 bert), a checkpoint file (resnet, clip, timm), or a URL of either (archives are extracted).
 ``--shard i/n`` / ``--merge n`` (or torchrun) split a stage over processes or hosts with the same
 bytes as one process (:mod:`.shards`); ``device: auto`` uses a GPU when torch sees one.
-Importing this package is cheap; torch and the model libraries load with :mod:`.image` /
-:mod:`.text`, which the names below import on first use.
+Importing this package loads nothing: import each name from its module (:mod:`.base`: configs and the
+registries; :mod:`.image` / :mod:`.text`: the encoders, which load torch and the model libraries; the
+registries are complete once their side's module is imported).
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-from pixrec.encoders.base import (
-    Embedded,
-    ImageEncoderConfig,
-    TextEncoderConfig,
-    write_embedded,
-)
-
-_LAZY = {  # the registries are complete once their side's module is imported
-    "IMAGE_ENCODERS": "pixrec.encoders.image",
-    "TEXT_ENCODERS": "pixrec.encoders.text",
-    "build_image_encoder": "pixrec.encoders.image",
-    "embed_images": "pixrec.encoders.image",
-    "run_embed_images": "pixrec.encoders.image",
-    "build_text_encoder": "pixrec.encoders.text",
-    "embed_texts": "pixrec.encoders.text",
-    "run_embed_text": "pixrec.encoders.text",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["IMAGE_ENCODERS", "TEXT_ENCODERS", "Embedded", "ImageEncoderConfig", "TextEncoderConfig",
-           "build_image_encoder", "build_text_encoder", "embed_images", "embed_texts",
-           "run_embed_images", "run_embed_text", "write_embedded"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pixrec.baselines.catalog  # noqa: F401  (registers every baseline: retrievers are named)
+from pixrec.baselines.base import check_names, typed_knobs
 from pixrec.config import ConfigError, section
 
 RANKINGS = ("exact", "two_stage")
@@ -27,8 +29,6 @@ class EvalConfig:
     two_stage_sweep: list[int]
 
     def __post_init__(self) -> None:
-        from pixrec.baselines.base import check_names, typed_knobs
-
         if not self.ks or min(self.ks) < 1:
             raise ConfigError(f"eval.ks must be a non-empty list of positive integers, got {self.ks}")
         if self.two_stage_sweep and min(self.two_stage_sweep) < 1:

@@ -1,4 +1,4 @@
-"""One evaluator for every model: the three protocols of README §4, through one scoring interface.
+"""One evaluator for every model: the three protocols of docs/evaluation.md, through one scoring interface.
 
 ``sampled``  the poster's: each sampled user's test item among its fixed 1 + 20 candidates
              (from the negative-sample stage); R/N@5, R/N@10, MRR@10 and the poster's Novelty_P.
@@ -7,9 +7,14 @@
 ``cold``     ``full`` restricted to users whose test item has no training interaction; computed
              from the same ranks (a slice, not a second pass).
 
+Which metrics a protocol reports, and at which cut-offs, is :data:`pixrec.evaluation.metrics.METRICS`'s.
 Then every rank metric gets a bootstrap interval over test users, and every model a paired test
 against the best baseline (see :func:`attach_intervals`). Nothing here reads test data beyond the
 targets themselves: popularity (novelty) is training counts.
+
+Models are evaluated as handed in: a pair model behind its two-stage retrievers, or a model re-ranked by
+another, is wrapped by the caller (:func:`pixrec.evaluation.two_stage.two_stage_models`, the evaluate
+stage's re-rank row) before it gets here.
 """
 
 from __future__ import annotations
@@ -20,28 +25,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pixrec.baselines import FitContext
+import pixrec.baselines.catalog  # noqa: F401  (registers every baseline: they are fitted by name)
+from pixrec.baselines.base import BASELINES, FitContext, preflight_baseline
 from pixrec.data.dataset import SplitData
 from pixrec.evaluation.candidates import SampledCandidates
 from pixrec.evaluation.config import EvalConfig
 from pixrec.evaluation.intervals import IntervalConfig, protocol_intervals
 from pixrec.evaluation.metrics import (
+    LIST_K,
     METRICS,
-    coverage,
-    mean_self_information,
+    list_metrics,
+    rank_metrics,
     self_information,
     summarise,
 )
-from pixrec.evaluation.protocols import (
-    FULL_METRICS,
-    SAMPLED_KS,
-    SAMPLED_METRICS,
-    rank_full,
-    rank_sampled,
-)
+from pixrec.evaluation.protocols import SAMPLED_KS, rank_full, rank_sampled
 from pixrec.scoring import Recommender
 
-LIST_K = 10  # length of the recommendation lists behind coverage@10 and novelty@10 (README §4)
 PROTOCOLS = ("sampled", "full", "cold")
 REFERENCE_BY = ("full", "ndcg@10")  # the best baseline: highest full NDCG@10 on test (see below)
 
@@ -78,10 +78,7 @@ def evaluate_model(
         t0 = time.perf_counter()
         ranks = rank_sampled(rec, sampled.users, sampled.candidates, config.batch_users)
         seconds["sampled"] = time.perf_counter() - t0
-        m = summarise(ranks, SAMPLED_METRICS, SAMPLED_KS)
-        if len(ranks):  # the poster's columns: MRR is MRR@10; Novelty_P = 1 − R@10/10
-            m["novelty_p"] = float(METRICS.get("novelty_p")(ranks, max(SAMPLED_KS)).mean())
-        metrics["sampled"] = {**m, "n_users": len(ranks)}
+        metrics["sampled"] = {**protocol_metrics("sampled", ranks, SAMPLED_KS), "n_users": len(ranks)}
         per_user["sampled"] = (sampled.users, sampled.candidates[:, 0], ranks)
 
     users, targets = data.test.users, data.test.items
@@ -91,13 +88,28 @@ def evaluate_model(
     cold = data.cold_items[targets]
     for protocol, sel in (("full", slice(None)), ("cold", cold)):
         ranks, top = full.ranks[sel], full.top_items[sel]
-        m = summarise(ranks, FULL_METRICS, list(config.ks))
-        if len(ranks):
-            m[f"coverage@{LIST_K}"] = coverage(top, data.n_items)
-            m[f"novelty@{LIST_K}"] = mean_self_information(top, info)
+        m = protocol_metrics(protocol, ranks, list(config.ks), top, info)
         metrics[protocol] = {**m, "n_users": len(ranks)}
         per_user[protocol] = (users[sel], targets[sel], ranks)
     return ModelResult(rec.name, metrics, per_user, full.top_items, seconds)
+
+
+def protocol_metrics(
+    protocol: str, ranks: np.ndarray, ks: list[int], top: np.ndarray | None = None,
+    info: np.ndarray | None = None,
+) -> dict[str, float]:
+    """One protocol block of :data:`~pixrec.evaluation.metrics.METRICS`' metrics for ``protocol``: each
+    rank metric as its mean over users, at every cut-off of ``ks`` (``recall@10``) or once at its own
+    (``novelty_p``), then each list metric from the top-``LIST_K`` lists ``top`` (``coverage@10``; ``info``:
+    self-information per item). ``{}`` when there are no users."""
+    if not len(ranks):
+        return {}
+    rank = rank_metrics(protocol)
+    out = summarise(ranks, [m.name for m in rank if m.each_k], ks)
+    out.update({m.name: float(m.fn(ranks, m.at).mean()) for m in rank if not m.each_k})
+    if top is not None:
+        out.update({f"{m.name}@{LIST_K}": m.fn(top, info) for m in list_metrics(protocol)})
+    return out
 
 
 def evaluate_baselines(
@@ -108,8 +120,6 @@ def evaluate_baselines(
 
     Each is dropped after its evaluation unless a later one is built from it (a hybrid's parts).
     """
-    from pixrec.baselines import BASELINES, preflight_baseline
-
     names = list(ctx.chosen)
     for name in names:  # a budget refusal (EASE on a big catalogue) before any minutes of work
         preflight_baseline(name, ctx, ctx.chosen[name])
@@ -130,12 +140,13 @@ def evaluate_baselines(
 
 @dataclass
 class TrainedModel:
-    """A trained model to evaluate beside the baselines: its row name, how to load it as a
-    Recommender, and whether it scores pair by pair (then ``eval.ranking: two_stage`` applies)."""
+    """A trained model to evaluate beside the baselines: its row name, how to load it as the
+    Recommender to rank, and whether it scores pair by pair (then ``eval.ranking: two_stage`` puts it
+    behind retrievers: :func:`pixrec.evaluation.two_stage.two_stage_models` wraps ``load``)."""
 
     name: str
     load: Callable[[], Recommender]
-    pairwise: bool
+    pairwise: bool = False
 
 
 def evaluate_all(
@@ -146,24 +157,13 @@ def evaluate_all(
     models: list[TrainedModel],
     log: Callable[[str], None] = print,
 ) -> tuple[list[ModelResult], str | None]:
-    """Every baseline of ``ctx.chosen`` (see :func:`evaluate_baselines`), then each trained model
-    (a pairwise one behind its retrievers when ``eval.ranking`` is two_stage); then intervals and
-    paired tests against the best baseline. Returns the results and that reference's name."""
-    from pixrec.baselines import preflight_baseline
-    from pixrec.evaluation.two_stage import retriever_context, two_stage_ranker
-
-    two_stage = config.ranking == "two_stage" and any(m.pairwise for m in models)
-    if two_stage:
-        rctx = retriever_context(ctx.data, ctx.embeddings, config)
-        for name, knobs in rctx.chosen.items():
-            preflight_baseline(name, rctx, knobs)
+    """Every baseline of ``ctx.chosen`` (see :func:`evaluate_baselines`), then each trained model as its
+    ``load`` returns it (already behind its retrievers or re-ranker when the caller wrapped it); then
+    intervals and paired tests against the best baseline. Returns the results and that reference's
+    name."""
     results = evaluate_baselines(ctx, sampled, config, log)
-    fitted: dict = {}  # two-stage retrievers, fitted once for every pairwise model
     for model in models:
-        rec = model.load()
-        if two_stage and model.pairwise:
-            rec = two_stage_ranker(rec, ctx.data, ctx.embeddings, config, fitted=fitted, log=log)
-        results.append(evaluate_model(rec, ctx.data, sampled, config))
+        results.append(evaluate_model(model.load(), ctx.data, sampled, config))
         log_result(results[-1], log)
     reference = reference_model(results, list(ctx.chosen))
     attach_intervals(results, reference, intervals, config.seed)
@@ -207,14 +207,18 @@ def attach_intervals(
 
 
 def interval_keys(metrics: dict[str, float]) -> dict[str, tuple[str, int]]:
-    """The per-user-mean metrics of a protocol block, key -> (metric, k); novelty_p is at k = 10."""
+    """The per-user-mean (rank) metrics of a protocol block, key -> (metric, k): ``recall@10`` ->
+    (recall, 10), ``novelty_p`` -> (novelty_p, its cut-off 10). List metrics have no interval."""
     out = {}
     for key in metrics:
         name, _, k = key.partition("@")
-        if name in SAMPLED_METRICS + FULL_METRICS and k:
+        metric = METRICS.get(name) if name in METRICS else None
+        if metric is None or metric.per_list:
+            continue
+        if metric.each_k and k:
             out[key] = (name, int(k))
-    if "novelty_p" in metrics:
-        out["novelty_p"] = ("novelty_p", max(SAMPLED_KS))
+        elif metric.at is not None and not k:
+            out[key] = (name, metric.at)
     return out
 
 

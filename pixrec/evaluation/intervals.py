@@ -17,6 +17,7 @@ import numpy as np
 from pixrec.config import ConfigError, section
 from pixrec.evaluation.metrics import METRICS
 
+INTERVALS_KEY = "intervals"  # metrics/evaluate.json's one top-level entry that is not a model: these settings
 PAIRED_METRIC = ("ndcg", 10)  # the paired test's per-user metric: NDCG@10
 CHUNK = 128  # resamples per matrix product: bounds the (chunk, N) counts block
 EXTRA_KEY = re.compile(r"(_lo|_hi|_diff|@\d+_p)$")  # what intervals add beside each metric
@@ -79,7 +80,7 @@ def wilcoxon_p(x: np.ndarray, y: np.ndarray) -> float:
 
 def per_user(ranks: np.ndarray, keys: dict[str, tuple[str, int]]) -> np.ndarray:
     """ranks int (N,) -> float64 (N, len(keys)): each metric at its k per user (the means' summands)."""
-    cols = [METRICS.get(name)(ranks, k) for name, k in keys.values()]
+    cols = [METRICS.get(name).fn(ranks, k) for name, k in keys.values()]
     return np.stack(cols, axis=1) if cols else np.zeros((len(ranks), 0))
 
 

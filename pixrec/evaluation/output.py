@@ -9,10 +9,9 @@ import polars as pl
 
 from pixrec import schema
 from pixrec.atomic import atomic_dir, atomic_file, write_json
-from pixrec.evaluation.evaluator import LIST_K, ModelResult
-from pixrec.evaluation.intervals import PAIRED_METRIC, IntervalConfig
-
-INTERVALS_KEY = "intervals"  # top-level entry of metrics/evaluate.json that is not a model
+from pixrec.evaluation.evaluator import ModelResult
+from pixrec.evaluation.intervals import INTERVALS_KEY, PAIRED_METRIC, IntervalConfig
+from pixrec.evaluation.metrics import LIST_K
 
 
 def metrics_json(results: list[ModelResult], reference: str | None, intervals: IntervalConfig) -> dict:

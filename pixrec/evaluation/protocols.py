@@ -5,6 +5,7 @@ score is not strictly below the target's, so a tie counts against the target and
 beats it. A constant scorer therefore ranks every target last among its ties, and a ``-inf`` target
 (an item the model cannot rank) lands behind every item the model can score — no model looks good by
 returning ties. Competing items exclude the user's masked (already seen) items, never the target.
+Which metrics each protocol reports is :data:`pixrec.evaluation.metrics.METRICS`'s.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from pixrec.evaluation.metrics import summarise
+from pixrec.evaluation.metrics import each_k_names, summarise
 from pixrec.scoring import Recommender
 
-FULL_METRICS = ["recall", "ndcg", "mrr"]
-SAMPLED_METRICS = ["recall", "ndcg", "mrr"]  # at SAMPLED_KS; plus the poster's novelty_p
 SAMPLED_KS = [5, 10]  # the poster's cut-offs; part of the protocol's definition, not a tunable
 
 
@@ -132,10 +131,11 @@ def full_ranking_metrics(
     batch_users: int = 1024,
     metrics: list[str] | None = None,
 ) -> dict[str, float]:
-    """:func:`rank_full`'s ranks summarised: ``{'recall@k', 'ndcg@k', 'mrr@k': mean}``, plus ``n_users``.
+    """:func:`rank_full`'s ranks summarised: ``{'recall@k', 'ndcg@k', 'mrr@k', ...: mean}`` (``metrics``,
+    default: the full protocol's rank metrics at every cut-off), plus ``n_users``.
 
     The entry point for validation during training: e.g. valid targets with the train matrix as mask
     on a sample of users.
     """
     ranks = rank_full(recommender, users, targets, mask_matrix, batch_users).ranks
-    return {**summarise(ranks, metrics or FULL_METRICS, list(ks)), "n_users": len(ranks)}
+    return {**summarise(ranks, metrics or each_k_names("full"), list(ks)), "n_users": len(ranks)}

@@ -15,6 +15,7 @@ baseline on train at its chosen knobs and ranks test with train + valid masked.
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,23 +25,29 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+import pixrec.baselines.catalog  # noqa: F401  (registers every baseline: they are tuned by name)
 from pixrec import schema
-from pixrec.baselines import BASELINES, Baseline, FitContext, preflight_baseline
-from pixrec.baselines.base import check_names, typed_knobs
+from pixrec.atomic import atomic_dir, write_json
+from pixrec.baselines.base import (
+    BASELINES,
+    Baseline,
+    FitContext,
+    check_names,
+    preflight_baseline,
+    typed_knobs,
+)
 from pixrec.config import ConfigError, section
 from pixrec.data.dataset import Interactions, SplitData
 from pixrec.errors import InputError
 from pixrec.evaluation.metrics import ndcg
 from pixrec.evaluation.protocols import rank_full
+from pixrec.evaluation.selection import SELECT_K, VALID_COLD, VALID_FULL
 
 if TYPE_CHECKING:
     from pixrec.features import Embeddings
 
 CHOSEN_FILE = "chosen.json"  # in the tune stage's output directory
 META_FILE = "meta.json"  # beside it: the config, library versions and CPU kernels it ran with
-SELECT_K = 10  # knobs are chosen by validation NDCG@10, full ranking
-VALID_FULL = f"valid_ndcg@{SELECT_K}"  # keys of metrics/tuning.json: at the chosen knobs, every
-VALID_COLD = f"valid_cold_ndcg@{SELECT_K}"  # validation user / those whose item is cold
 NOT_FOR_TUNING = {"items": (schema.FIRST_SEEN, "is_late"), "users": (schema.IS_TEST_USER,)}
 
 
@@ -197,8 +204,6 @@ def write_tuning(tuned: Tuned, out_dir: Path, metrics_path: Path, meta: dict) ->
     """``out_dir/chosen.json`` ({seed, chosen}: what the evaluate stage refits), ``out_dir/meta.json``
     (``meta``: config, versions and CPU kernels) and the metrics file ``{name: {chosen, valid_ndcg@10,
     valid_cold_ndcg@10, curve}}``; no timings, so a rerun writes the same bytes."""
-    from pixrec.atomic import atomic_dir, write_json
-
     with atomic_dir(Path(out_dir)) as tmp:
         write_json(tmp / CHOSEN_FILE,
                    {"seed": tuned.seed, "names": list(tuned.chosen), "chosen": tuned.chosen})
@@ -212,8 +217,6 @@ def write_tuning(tuned: Tuned, out_dir: Path, metrics_path: Path, meta: dict) ->
 
 def load_chosen(tuning_dir: Path, data: SplitData, embeddings: dict[str, Embeddings] | None) -> FitContext:
     """The evaluate stage's FitContext: the tune stage's seed and chosen knobs, on the full split."""
-    import json
-
     path = Path(tuning_dir) / CHOSEN_FILE
     if not path.is_file():
         raise InputError(f"{path}: missing; run the tune stage first (dvc repro tune)")

@@ -1,5 +1,6 @@
-"""Two-stage ranking: the ranker behind its retrievers (:func:`two_stage_ranker`), and how far it
-falls from exact ranking for the same ranker (:func:`two_stage_sweep`, README: two-stage table).
+"""Two-stage ranking: the ranker behind its retrievers (:func:`two_stage_ranker`; the evaluate stage's
+pair models through :func:`two_stage_models`), and how far it falls from exact ranking for the same
+ranker (:func:`two_stage_sweep`: the two-stage stage's table, see docs/evaluation.md "Two-stage ranking").
 
 For each N, the retrievers propose their top-N unseen items per user (union), the ranker re-scores
 those only; the full and cold protocols then run on that and on the exact ranking of every item.
@@ -16,10 +17,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pixrec.baselines import Baseline, FitContext
+import pixrec.baselines.catalog  # noqa: F401  (registers every baseline: retrievers are named)
+from pixrec.baselines.base import Baseline, FitContext, preflight_baseline
 from pixrec.data.dataset import SplitData
 from pixrec.evaluation.config import EvalConfig
-from pixrec.evaluation.evaluator import evaluate_model
+from pixrec.evaluation.evaluator import TrainedModel, evaluate_model
 from pixrec.evaluation.intervals import point_estimates
 from pixrec.scoring import Recommender, TwoStage
 
@@ -56,6 +58,36 @@ def two_stage_ranker(
             log(f"{name}: fitted in {time.perf_counter() - t0:.1f} s (two-stage retriever)")
     retrievers = [fitted[name] for name in config.two_stage_retrievers]
     return TwoStage(ranker, retrievers, config.two_stage_candidates, exclude=data.seen_matrix)
+
+
+def two_stage_models(
+    models: list[TrainedModel],
+    data: SplitData,
+    embeddings: dict[str, Embeddings] | None,
+    config: EvalConfig,
+    log: Callable[[str], None] = print,
+) -> list[TrainedModel]:
+    """``models`` as ``eval.ranking`` has them evaluated: under ``two_stage`` each pairwise one loads
+    behind the retrievers of ``eval.two_stage_retrievers`` (:func:`two_stage_ranker`; fitted when the
+    first is loaded, then shared); every other model, and all of them under ``exact``, as given.
+
+    The retrievers' cheap checks (an unknown knob, EASE's memory budget) run here, so a refusal comes
+    before the caller starts any work.
+    """
+    if config.ranking != "two_stage" or not any(m.pairwise for m in models):
+        return list(models)
+    rctx = retriever_context(data, embeddings, config)
+    for name, knobs in rctx.chosen.items():
+        preflight_baseline(name, rctx, knobs)
+    fitted: dict[str, Baseline] = {}  # the retrievers, fitted once for every pairwise model
+
+    def behind(model: TrainedModel) -> TrainedModel:
+        def load() -> TwoStage:
+            return two_stage_ranker(model.load(), data, embeddings, config, fitted=fitted, log=log)
+
+        return TrainedModel(model.name, load, model.pairwise)
+
+    return [behind(m) if m.pairwise else m for m in models]
 
 
 def candidate_recall(ts: TwoStage, users: np.ndarray, targets: np.ndarray,

@@ -1,14 +1,16 @@
-"""The trained models: one readable file each, behind one registry keyed by the names params.yaml
+"""The trained models, two readable files each, behind one registry keyed by the names params.yaml
 uses (``models.fit``, ``models.headline``, and each model's own section of that name).
 
-    fusion      models/fusion.py: the six-token pair model (MHSA + MLP over one (user, item) pair),
-                the poster's reference architecture
-    two_tower   models/two_tower.py: the flagship, a multimodal item tower and a sequential user
-                tower scored by a dot product
+    fusion      models/fusion_net.py: the six-token pair model (MHSA + MLP over one (user, item)
+                pair), the poster's reference architecture; models/fusion.py: its task and scorer
+    two_tower   models/two_tower_net.py: the flagship, a multimodal item tower and a sequential user
+                tower scored by a dot product; models/two_tower.py: its task and scorer
 
-A family is its ``model`` section type, how to build its training task (``pixrec.training.Task``),
-how to load a trained one as a :class:`pixrec.scoring.Recommender`, and which training inputs it reads.
-A new model is one file and one :data:`MODELS` entry.
+Each model is a network file (its ``nn.Module`` and config) and a file that trains and scores it;
+both write and read the one checkpoint format of :mod:`pixrec.models.checkpoint`. A family is its
+params section type, how to build its training task (``pixrec.training.Task``), how to load a
+trained one as a :class:`pixrec.scoring.Recommender`, and which training inputs it reads. A new
+model is its two files and one :data:`MODELS` entry.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pixrec.config import section
 from pixrec.registry import Registry
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # built with keywords: no bare booleans at the call
 class ModelFamily:
     section: type  # the model's params section: ``model``, ``train`` (+ its own keys)
     task: Callable[..., Any]  # (data, embeddings, negatives | None, section, device, yardstick | None)
@@ -39,7 +41,8 @@ def _fusion() -> ModelFamily:
     def task(data, embeddings, negatives, section, device, yardstick=None):
         return fusion.FusionTask(data, embeddings, negatives, section.model, section.train, device)
 
-    return ModelFamily(fusion.FusionSection, task, fusion.load_recommender, "modalities", True, False, True)
+    return ModelFamily(section=fusion.FusionSection, task=task, load=fusion.load_recommender,
+                       tokens_key="modalities", reads_negatives=True, reads_tuning=False, pairwise=True)
 
 
 def _two_tower() -> ModelFamily:
@@ -50,8 +53,8 @@ def _two_tower() -> ModelFamily:
             raise ValueError("the two-tower task chooses its cold lift against the tune stage's yardstick")
         return two_tower.TwoTowerTask(data, embeddings, section, device, yardstick)
 
-    return ModelFamily(two_tower.TwoTowerSection, task, two_tower.load_recommender, "tokens", False, True,
-                       False)
+    return ModelFamily(section=two_tower.TwoTowerSection, task=task, load=two_tower.load_recommender,
+                       tokens_key="tokens", reads_negatives=False, reads_tuning=True, pairwise=False)
 
 
 # entries are factories, so naming a model imports torch only when it is used
@@ -66,8 +69,9 @@ def family(name: str) -> ModelFamily:
 
 
 def train_stage(name: str) -> str:
-    """The dvc.yaml stage that trains model ``name``: ``two_tower`` -> ``train-two-tower``."""
-    return "train-" + name.replace("_", "-")
+    """The dvc.yaml stage that trains model ``name``: ``two_tower`` -> ``train@two_tower`` (the train
+    matrix has one cell per model of ``models.fit``)."""
+    return f"train@{name}"
 
 
 @section

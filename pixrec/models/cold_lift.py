@@ -29,7 +29,7 @@ from pixrec.data.dataset import SplitData
 from pixrec.errors import InputError
 from pixrec.evaluation.metrics import ndcg
 from pixrec.evaluation.protocols import block_ranks
-from pixrec.evaluation.tuning import SELECT_K, VALID_COLD, VALID_FULL
+from pixrec.evaluation.selection import SELECT_K, VALID_COLD, VALID_FULL
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,13 @@
-"""The six-token pair model (the poster's reference architecture, row ``fusion`` in every table):
-six tokens per (user, item) pair, self-attention, an MLP to one logit.
-
-    tokens = [e_user, e_item, e_tag, P·counts, P·text, P·image]     # (B, 6, D)
-          -> L pre-LN self-attention blocks -> flatten -> MLP -> logit (B,)
-
-Every token can be replaced by its learned "absent" vector. That one mechanism drops a modality
-for an ablation (``modalities``), represents a missing cover / empty text / missing counts (never a
-silent zero vector), and — with item-ID token dropout during training — lets items that nobody
-clicked in training be scored from their content alone.
+"""Training and scoring with the six-token pair model (:mod:`pixrec.models.fusion_net`, which
+describes the model): the ``fusion`` params section, the training task (:class:`FusionTask`: BCE on
+the negative-sample stage's negatives), the scoring interface (:class:`FusionRecommender`: the
+network over every (user, item) pair, token-wise work done once) and loading a trained one
+(:func:`load_recommender`).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,42 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixrec.config import ConfigError, section
+from pixrec.config import section
 from pixrec.data.dataset import SplitData
 from pixrec.errors import InputError
-from pixrec.features import CountStats, Embeddings, ItemFeatures, build_item_features, count_stats, to_device
-from pixrec.models.layers import Block, linear
-from pixrec.numerics import environment
+from pixrec.features import Embeddings, ItemFeatures, build_item_features, count_stats, to_device
+from pixrec.models import checkpoint
+from pixrec.models.fusion_net import FusionConfig, FusionModel
 from pixrec.training import TrainConfig, validation_ndcg, validation_sample
-
-TOKENS = ("user", "item", "tag", "counts", "text", "image")
-USER, ITEM, TAG, COUNTS, TEXT, IMAGE = range(6)
-CHECKPOINT = "model.pt"
-META = "meta.json"
-
-
-@section
-class FusionConfig:
-    """``fusion.model`` in params.yaml."""
-
-    dim: int
-    heads: int
-    layers: int
-    dropout: float
-    item_token_dropout: float
-    modalities: list[str]
-    mlp_hidden: int
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.modalities) - set(TOKENS))
-        if unknown:
-            raise ConfigError(f"fusion.model.modalities: unknown token(s) {unknown}; "
-                              f"valid are {list(TOKENS)}")
-        if min(self.dim, self.heads, self.layers, self.mlp_hidden) < 1 or self.dim % self.heads:
-            raise ConfigError(f"fusion.model: dim, heads, layers and mlp_hidden must be >= 1 and dim "
-                              f"divisible by heads, got dim={self.dim} heads={self.heads}")
-        if not 0.0 <= self.item_token_dropout < 1.0 or not 0.0 <= self.dropout < 1.0:
-            raise ConfigError("fusion.model.dropout and fusion.model.item_token_dropout must be in [0, 1)")
 
 
 @section
@@ -66,115 +30,6 @@ class FusionSection:
 
     model: FusionConfig
     train: TrainConfig
-
-
-class FusionModel(nn.Module):
-    def __init__(
-        self,
-        config: FusionConfig,
-        n_users: int,
-        n_items: int,
-        n_tags: int,
-        n_count_features: int,
-        d_text: int,
-        d_image: int,
-    ) -> None:
-        super().__init__()
-        self.config = config
-        d = config.dim
-        self.user_emb = nn.Embedding(n_users, d)
-        self.item_emb = nn.Embedding(n_items, d)
-        self.tag_emb = nn.Embedding(n_tags + 1, d)  # row 0 (no tag) is never used: absent instead
-        self.counts_proj = nn.Linear(n_count_features, d)
-        self.text_proj = nn.Linear(d_text, d)  # inputs arrive row-normalised (features.py)
-        self.image_proj = nn.Linear(d_image, d)
-        # the user token also carries the user's content history, under the text/image switches
-        self.user_text_proj = nn.Linear(d_text, d)
-        self.user_image_proj = nn.Linear(d_image, d)
-        self.absent = nn.Parameter(torch.randn(len(TOKENS), d) * 0.02)
-        self.position = nn.Parameter(torch.randn(len(TOKENS), d) * 0.02)
-        self.blocks = nn.ModuleList(Block(d, config.heads, config.dropout) for _ in range(config.layers))
-        self.ln_f = nn.LayerNorm(d)
-        self.head = nn.Sequential(
-            nn.Linear(len(TOKENS) * d, config.mlp_hidden), nn.GELU(), nn.Dropout(config.dropout),
-            nn.Linear(config.mlp_hidden, 1),
-        )
-        active = torch.tensor([name in config.modalities for name in TOKENS])
-        self.register_buffer("active", active, persistent=False)
-        for emb in (self.user_emb, self.item_emb, self.tag_emb):
-            nn.init.normal_(emb.weight, std=0.05)
-
-    # --- tokens ---------------------------------------------------------------------------------
-    def _use(self, slot: int, present: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        """``value`` (N, D) where ``present`` (N,) and the slot is active, else the absent vector."""
-        keep = present & self.active[slot]
-        return torch.where(keep[:, None], value, self.absent[slot])
-
-    def user_tokens(self, feats: ItemFeatures, users: torch.Tensor) -> torch.Tensor:  # (N,) -> (N, D)
-        """User ID embedding plus projections of the user's training-history text and image means.
-
-        A history part is included only where its modality is active and the user has a usable
-        item (else nothing is added); the whole token is the absent vector if ``user`` is ablated.
-        """
-        tok = self.user_emb(users)
-        for slot, hist, mask, proj in (
-            (TEXT, feats.user_text, feats.user_text_mask, self.user_text_proj),
-            (IMAGE, feats.user_image, feats.user_image_mask, self.user_image_proj),
-        ):
-            if hist is not None and bool(self.active[slot]):
-                tok = tok + proj(hist[users]) * mask[users, None]
-        ones = torch.ones_like(users, dtype=torch.bool)
-        return self._use(USER, ones, tok) + self.position[USER]
-
-    def item_tokens(self, feats: ItemFeatures, items: torch.Tensor) -> torch.Tensor:
-        """Item-side tokens (N,) -> (N, 5, D): item ID (absent for items unseen in training), tag,
-        counts, text, image — each absent where its input is missing or the token is ablated."""
-        tag = feats.tag[items]
-        toks = torch.stack(
-            [
-                self._use(ITEM, feats.known[items], self.item_emb(items)),
-                self._use(TAG, tag > 0, self.tag_emb(tag)),
-                self._use(COUNTS, feats.counts_mask[items], self.counts_proj(feats.counts[items])),
-                self._use(TEXT, feats.text_mask[items], self.text_proj(feats.text[items])),
-                self._use(IMAGE, feats.image_mask[items], self.image_proj(feats.image[items])),
-            ],
-            dim=1,
-        )
-        return toks + self.position[1:]
-
-    # --- fusion ---------------------------------------------------------------------------------
-    def fuse(self, user_tok: torch.Tensor, item_tok: torch.Tensor) -> torch.Tensor:
-        """user_tok (B, D), item_tok (B, 5, D) -> logits (B,): the training path (scoring uses
-        :meth:`infer` on tokens and first-block projections computed once per user / item)."""
-        x = torch.cat([user_tok[:, None, :], item_tok], dim=1)  # (B, 6, D)
-        for block in self.blocks:
-            x = block(x)
-        return self.head(self.ln_f(x).flatten(1)).squeeze(-1)
-
-    def infer(self, x: torch.Tensor, qkv: torch.Tensor) -> torch.Tensor:
-        """:meth:`fuse` for scoring, from the six tokens x (B, 6, D) and the first block's projection
-        of them qkv (B, 6, 3D) -> logits (B,); eval mode only (:meth:`Block.infer`)."""
-        for n, block in enumerate(self.blocks):
-            x = block.infer(x, qkv if n == 0 else None)
-        fc1, act, _, fc2 = self.head
-        return linear(fc2, act(linear(fc1, self.ln_f(x).flatten(1)))).squeeze(-1)
-
-    def forward(
-        self, users: torch.Tensor, items: torch.Tensor, feats: ItemFeatures, item_dropout: bool = False
-    ) -> torch.Tensor:
-        """users (B,), items (B,) -> logits (B,). ``item_dropout`` applies item-ID token dropout.
-
-        Item-side tokens are computed once per distinct item of the batch, then gathered.
-        """
-        uniq, inverse = torch.unique(items, return_inverse=True)
-        item_tok = self.item_tokens(feats, uniq)[inverse]  # (B, 5, D)
-        if item_dropout and self.config.item_token_dropout > 0:
-            drop = torch.rand(items.shape) < self.config.item_token_dropout
-            absent = self.absent[ITEM] + self.position[ITEM]
-            item_tok = torch.cat(
-                [torch.where(drop[:, None], absent, item_tok[:, 0])[:, None], item_tok[:, 1:]], dim=1
-            )
-        return self.fuse(self.user_tokens(feats, users), item_tok)
 
 
 class FusionRecommender:
@@ -251,37 +106,11 @@ class FusionRecommender:
         return out.numpy()
 
 
-def save_model(
-    model: FusionModel, stats: CountStats, dims: dict, out_dir: Path, meta: dict
-) -> None:
-    """Checkpoint (weights + everything needed to rebuild the model) and a readable meta.json."""
-    out_dir = Path(out_dir)
-    torch.save(
-        {"state_dict": model.state_dict(), "config": asdict(model.config), "dims": dims,
-         "count_stats": asdict(stats)},
-        out_dir / CHECKPOINT,
-    )
-    meta = {**meta, "config": asdict(model.config), "dims": dims, "numerics": environment()}
-    (out_dir / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-
-
-def load_model(model_dir: Path) -> tuple[FusionModel, CountStats]:
-    path = Path(model_dir) / CHECKPOINT
-    if not path.is_file():
-        raise InputError(f"{path}: no checkpoint; run dvc repro train-fusion")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    model = FusionModel(FusionConfig(**ckpt["config"]), **ckpt["dims"])
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), CountStats(**ckpt["count_stats"])
-
-
-def load_recommender(model_dir: Path, data, embeddings_dir: Path, name: str = "fusion") -> FusionRecommender:
+def load_recommender(model_dir: Path, data: SplitData, embeddings_dir: Path,
+                     name: str = "fusion") -> FusionRecommender:
     """The trained fusion model behind the scoring interface, ready for the evaluator."""
-    from pixrec.features import build_item_features, load_embeddings
-
-    model, stats = load_model(model_dir)
-    feats = build_item_features(data, load_embeddings(embeddings_dir, data.n_items), stats)
-    return FusionRecommender(model, feats, name=name)
+    ckpt = checkpoint.load(model_dir, "fusion", FusionModel, FusionConfig)
+    return FusionRecommender(ckpt.module, ckpt.features(data, embeddings_dir), name=name)
 
 
 class FusionTask:
@@ -300,9 +129,7 @@ class FusionTask:
         self.data, self.negatives, self.device = data, negatives, device
         self.stats = count_stats(data)
         self.feats = build_item_features(data, embeddings, self.stats)
-        self.dims = {"n_users": data.n_users, "n_items": data.n_items, "n_tags": int(data.item_tags.max()),
-                     "n_count_features": int(self.feats.counts.shape[1]),
-                     "d_text": int(self.feats.text.shape[1]), "d_image": int(self.feats.image.shape[1])}
+        self.dims = {"n_users": data.n_users, **checkpoint.item_dims(data, self.feats)}
         self.module = FusionModel(config, **self.dims)  # same init on every rank (same seed)
         self.train_feats = to_device(self.feats, device)
         pos_u = torch.from_numpy(data.train.users.astype(np.int64))
@@ -339,4 +166,4 @@ class FusionTask:
         return validation_ndcg(rec, self.data, self.val_users, self.val_items)
 
     def save(self, module: nn.Module, out_dir: Path, meta: dict) -> None:
-        save_model(module, self.stats, self.dims, out_dir, meta)
+        checkpoint.save(out_dir, module, self.dims, self.stats, meta)

@@ -31,7 +31,7 @@ def _override(key: str, value: object) -> str:
     words = {
         "loss": f"{value} loss",
         "id_dropout": "no item-ID dropout" if value == 0 else f"item-ID dropout {value}",
-        "fusion": f"item tokens fused by {value}" + (" pooling" if value == "mean" else ""),
+        "pooling": f"item tokens fused by {value}" + (" pooling" if value == "mean" else ""),
         "age_buckets": "no freshness bias" if value == 0 else f"freshness bias over {value} age buckets",
         "logq": "logQ correction" if value else "no logQ correction",
     }

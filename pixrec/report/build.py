@@ -15,6 +15,7 @@ from pixrec.config import ConfigError, section
 from pixrec.data.dataset import SplitData
 from pixrec.data.modalities import empty_modalities
 from pixrec.errors import InputError
+from pixrec.evaluation.intervals import INTERVALS_KEY
 from pixrec.report import inputs
 from pixrec.report.ablation import ablation_table
 from pixrec.report.content import ReportContent, Trained, dataset_sentence, headline_sentence, key_values
@@ -22,7 +23,7 @@ from pixrec.report.curve import training_curve_png
 from pixrec.report.examples import Examples, Thumb, build_examples
 from pixrec.report.readme import replace_section, rewrite_readme
 from pixrec.report.render import render_html, render_markdown, render_results
-from pixrec.report.tables import INTERVALS_KEY, model_label, model_tables, two_stage_table
+from pixrec.report.tables import model_label, model_tables, two_stage_table
 from pixrec.report.tuning import tuning_rows
 
 HTML_FILE, MD_FILE, IMG_DIR = "index.html", "index.md", "img"
@@ -139,7 +140,7 @@ def collect(src: ReportInputs, config: ReportConfig, lineup: Lineup,
         dataset_sentence=dataset_sentence(label, synthetic, summary),
         headline=headline_sentence(lineup.headline, lineup.fit),
         tables=model_tables(evaluate, lineup.fit, lineup.headline)
-        + [t for t in [two_stage_table(sweep or {})] if t is not None],
+        + [t for model, runs in (sweep or {}).items() if (t := two_stage_table(model, runs)) is not None],
         tuning=tuning_rows(tuning or {}), ablation=ablation_table(ablation) if ablation else None,
         trained=trained, examples=examples, sources=sources, notes=notes,
     )
@@ -147,7 +148,7 @@ def collect(src: ReportInputs, config: ReportConfig, lineup: Lineup,
 
 def write_report(content: ReportContent, out_dir: Path, readme: Path | None = None) -> dict:
     """``out_dir/index.html`` (self-contained), ``index.md`` + ``img/`` + curves; optionally the
-    README's results section."""
+    results page (docs/results.md)."""
     thumbs = content.examples.thumbs if content.examples is not None else []
     with atomic_dir(Path(out_dir)) as tmp:
         (tmp / HTML_FILE).write_text(render_html(content), encoding="utf-8")

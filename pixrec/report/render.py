@@ -1,6 +1,6 @@
 """The report's two renderings, from jinja2 templates (``templates/``, shipped as package data):
 one self-contained HTML page (images as data URIs, autoescaped) and Markdown (``index.md`` and the
-README's results section). Formatting of numbers happens before (``tables.fmt``), so both say the same.
+results page, docs/results.md). Formatting of numbers happens before (``tables.fmt``), so both say the same.
 """
 
 from __future__ import annotations
@@ -54,5 +54,5 @@ def render_markdown(content: ReportContent, img: Callable[[Thumb], str]) -> str:
 
 
 def render_results(content: ReportContent, heading: str = "###") -> str:
-    """Dataset sentence, notes and every table: what the README's results section holds."""
+    """Dataset sentence, notes and every table: what the results page (docs/results.md) holds."""
     return environment().get_template("results.md.j2").render(c=content, heading=heading, models_heading="")

@@ -2,7 +2,7 @@
 
 A :class:`Table` holds raw floats (a point estimate and its interval, when the file has one);
 formatting (4 decimals) and "best per column" happen here once, so the HTML page, the Markdown file
-and the README show the same strings.
+and the results page (docs/results.md) show the same strings.
 """
 
 from __future__ import annotations
@@ -11,8 +11,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pixrec.evaluation.intervals import INTERVALS_KEY
+from pixrec.evaluation.metrics import LIST_K, METRICS, list_metrics, rank_metrics
+from pixrec.evaluation.protocols import SAMPLED_KS
+
 MISSING = "–"
-INTERVALS_KEY = "intervals"  # metrics/evaluate.json's one top-level entry that is not a model
 
 # Display order and names; models not listed keep their file order after these (and after the
 # fitted ones, which come in ``models.fit`` order).
@@ -32,17 +35,35 @@ MODEL_NAMES: dict[str, str] = {
 }
 HEADLINE = " (headline)"
 
-SAMPLED_COLUMNS: list[tuple[str, str]] = [
-    ("recall@5", "R@5"), ("ndcg@5", "N@5"), ("recall@10", "R@10"), ("ndcg@10", "N@10"),
-    ("mrr@10", "MRR"), ("novelty_p", "Novelty_P"),
-]
-FULL_COLUMNS: list[tuple[str, str]] = [
-    *[(f"{m}@{k}", f"{short}@{k}") for k in (10, 20, 50)
-      for m, short in (("recall", "R"), ("ndcg", "N"), ("mrr", "MRR"))],
-    ("coverage@10", "Cov@10"), ("novelty@10", "Nov@10"),
-]
-NOT_BOLDED = {"novelty_p"}  # = 1 − R@10/10 under the sampled protocol: "best" would reward misses
-METRIC_WORDS = {"recall": "Recall", "ndcg": "NDCG", "mrr": "MRR"}
+FULL_KS = (10, 20, 50)  # the full and cold tables' cut-offs (those of eval.ks the file has)
+
+
+def columns(protocol: str) -> list[tuple[str, str]]:
+    """(metric key, header) of ``protocol``'s table, from :data:`~pixrec.evaluation.metrics.METRICS`.
+
+    The sampled table is laid out as the poster's: every cut-off of ``SAMPLED_KS`` in turn for the rank
+    metrics it shows at several (R@5, N@5, R@10, N@10), then those shown once, headed without a cut-off
+    (MRR, which is MRR@10; Novelty_P). The full and cold tables: each rank metric at each of
+    :data:`FULL_KS`, then each list metric at ``LIST_K`` (Cov@10, Nov@10).
+    """
+    rank = rank_metrics(protocol)
+    if protocol == "sampled":
+        at = {m.name: [k for k in SAMPLED_KS if m.poster_ks is None or k in m.poster_ks] if m.each_k
+              else [m.at] for m in rank}
+        several = [(f"{m.name}@{k}", f"{m.header}@{k}") for k in SAMPLED_KS for m in rank
+                   if len(at[m.name]) > 1 and k in at[m.name]]
+        once = [(f"{m.name}@{at[m.name][0]}" if m.each_k else m.name, m.header) for m in rank
+                if len(at[m.name]) == 1]
+        return several + once
+    cols = [(f"{m.name}@{k}", f"{m.header}@{k}") for k in FULL_KS for m in rank if m.each_k]
+    cols += [(m.name, m.header) for m in rank if not m.each_k]
+    return cols + [(f"{m.name}@{LIST_K}", f"{m.header}@{LIST_K}") for m in list_metrics(protocol)]
+
+
+def not_bolded(cols: list[tuple[str, str]]) -> set[str]:
+    """The column keys never bolded as best (``bold_best`` false: Novelty_P = 1 − R@10/10 under the
+    sampled protocol, so "best" would reward misses)."""
+    return {key for key, _ in cols if not METRICS.get(key.partition("@")[0]).bold_best}
 
 
 def fmt(value: float | None) -> str:
@@ -73,7 +94,8 @@ def number(value: object) -> float | None:
 def metric_label(key: str) -> str:
     """``ndcg@10`` -> ``NDCG@10`` for prose."""
     name, _, k = key.partition("@")
-    return f"{METRIC_WORDS.get(name, name)}@{k}" if k else METRIC_WORDS.get(name, name)
+    words = (METRICS.get(name).words if name in METRICS else None) or name
+    return f"{words}@{k}" if k else words
 
 
 @dataclass(frozen=True)
@@ -224,7 +246,7 @@ def protocol_table(
     has_versus = compare is not None and any(r.versus for r in rows)
     users = _user_counts({m: metrics[m] for m in models}, protocol)
     return Table(protocol, f"{title}{f' ({users})' if users else ''}", present, rows, list(notes),
-                 set(NOT_BOLDED), compare.header(headline) if has_versus else None)
+                 not_bolded(columns), compare.header(headline) if has_versus else None)
 
 
 SAMPLED_NOTES = [
@@ -258,13 +280,13 @@ def evaluated_models(metrics: Mapping[str, object], fitted: list[str]) -> list[s
 def model_tables(metrics: Mapping[str, Mapping], fitted: list[str], headline: str | None) -> list[Table]:
     """The sampled, full and cold tables of ``metrics/evaluate.json`` (those present)."""
     specs = [
-        ("sampled", SAMPLED_COLUMNS, "Sampled protocol, 1 positive + 20 negatives", SAMPLED_NOTES),
-        ("full", FULL_COLUMNS, "Full ranking", FULL_NOTES),
-        ("cold", FULL_COLUMNS, "Cold-start test items, full ranking", COLD_NOTES),
+        ("sampled", "Sampled protocol, 1 positive + 20 negatives", SAMPLED_NOTES),
+        ("full", "Full ranking", FULL_NOTES),
+        ("cold", "Cold-start test items, full ranking", COLD_NOTES),
     ]
     models = evaluated_models(metrics, fitted)
-    tables = [t for p, cols, title, notes in specs
-              if (t := protocol_table(metrics, p, cols, title, notes, models, headline)) is not None]
+    tables = [t for p, title, notes in specs
+              if (t := protocol_table(metrics, p, columns(p), title, notes, models, headline)) is not None]
     compare = Comparison.of(metrics)
     if compare is not None and tables:  # said once, under the first table
         tables[0].notes.append(compare.note())
@@ -281,8 +303,9 @@ TWO_STAGE_COLUMNS = [("full/ndcg@10", "full NDCG@10"), ("full/recall@50", "full 
                      ("full/mean_candidates", "candidates / user")]
 
 
-def two_stage_table(sweep: Mapping[str, Mapping]) -> Table | None:
-    """Exact vs two-stage ranking of the fusion model (metrics/two_stage.json), one row per N."""
+def two_stage_table(model: str, sweep: Mapping[str, Mapping]) -> Table | None:
+    """Exact vs two-stage ranking of pair model ``model`` (its entry of metrics/two_stage.json), one
+    row per N."""
     keys = ["exact", *sorted((k for k in sweep if k.startswith("n=")), key=lambda k: int(k[2:]))]
     if "exact" not in sweep:
         return None
@@ -290,7 +313,7 @@ def two_stage_table(sweep: Mapping[str, Mapping]) -> Table | None:
                 [protocol_value(sweep[k], *c.split("/", 1)) for c, _ in TWO_STAGE_COLUMNS]) for k in keys]
     retrievers = ", ".join(sweep.get("retrievers", [])) or "the configured retrievers"
     notes = [f"Two-stage: the union of each retriever's ({retrievers}) top-N unseen items is re-scored by "
-             "the fusion model; every other item ranks last. 'test item proposed' is the share of test "
+             f"the {model} model; every other item ranks last. 'test item proposed' is the share of test "
              "items in that union: the ceiling on two-stage recall."]
-    return Table("two_stage", "Fusion model: exact vs two-stage full ranking", TWO_STAGE_COLUMNS, rows,
-                 notes, no_bold={"full/mean_candidates"})
+    return Table(f"two_stage_{model}", f"{model_label(model, None)}: exact vs two-stage full ranking",
+                 TWO_STAGE_COLUMNS, rows, notes, no_bold={"full/mean_candidates"})

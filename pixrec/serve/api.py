@@ -25,6 +25,8 @@ import polars as pl
 from pixrec import schema
 from pixrec.data.dataset import SplitData
 from pixrec.errors import InputError
+from pixrec.serve.models import load_trained
+from pixrec.serve.neighbours import cosine_neighbours
 from pixrec.serve.recommendations import Recommendations
 
 SHOWN = (schema.TITLE, schema.TAG)  # item columns joined onto every answer
@@ -102,8 +104,6 @@ class Pixrec:
 
     def model(self, name: str | None = None):
         """Trained model ``name`` (default: the headline) behind the scoring interface, loaded once."""
-        from pixrec.serve.models import load_trained
-
         name = name or self.headline
         if name not in self._models:
             self._models[name] = load_trained(name, self.paths.models, self.data, self.paths.embeddings)
@@ -112,8 +112,7 @@ class Pixrec:
     def similar(self, item_ids: list[str], k: int = 10, model: str | None = None) -> pl.DataFrame:
         """Each item's ``k`` nearest catalogue items by cosine of ``model``'s item vectors (default: the
         headline; cold items from content): item_id, rank, neighbour_id, cosine, title, tag."""
-        from pixrec.serve.neighbours import cosine_neighbours
-        from pixrec.serve.placing import item_table, neighbours_frame, placer
+        from pixrec.serve.placing import item_table, neighbours_frame, placer  # torch: on first use
 
         idx = self.item_idx(item_ids)
         table = item_table(placer(self.model(model)))
@@ -127,7 +126,7 @@ class Pixrec:
         ``covers_dir``) embedded as the embed stages did, placed by ``model``'s item tower from content:
         a :class:`~pixrec.serve.placing.Placed` (per item: how many users' top-``k`` it enters, the
         first ``users`` of them, its ``k`` nearest catalogue items), plus ``report``: what was masked."""
-        from pixrec.serve.new_items import load_new_items
+        from pixrec.serve.new_items import load_new_items  # torch and the encoders: on first use
         from pixrec.serve.placing import new_item_vectors, place, placer
 
         rec = placer(self.model(model))

@@ -10,12 +10,11 @@ from pathlib import Path
 
 from pixrec.data.dataset import SplitData
 from pixrec.errors import InputError
+from pixrec.models import MODELS, family, train_stage
 from pixrec.scoring import Recommender
 
 
 def not_trained(name: str, models_dir: Path) -> InputError:
-    from pixrec.models import train_stage
-
     return InputError(f"{Path(models_dir) / name}: model {name!r} is not trained; "
                       f"run dvc repro {train_stage(name)}")
 
@@ -23,8 +22,6 @@ def not_trained(name: str, models_dir: Path) -> InputError:
 def load_trained(name: str, models_dir: Path, data: SplitData, embeddings_dir: Path) -> Recommender:
     """Trained model ``name`` (a :data:`pixrec.models.MODELS` name) from ``models_dir/<name>/``
     behind the scoring interface."""
-    from pixrec.models import family
-
     fam, model_dir = family(name), Path(models_dir) / name
     if not model_dir.is_dir():
         raise not_trained(name, models_dir)
@@ -38,10 +35,12 @@ def recommenders(
 
     Every name is checked before any work: a trained model's directory, a baseline's chosen knobs.
     """
-    from pixrec.baselines import BASELINES
+    # every baseline, the tuner's files and the embeddings (torch): only when recommenders are built,
+    # so `pixrec recommend --user`, which reads the stored lists, never imports them
+    import pixrec.baselines.catalog  # noqa: F401  (registers every baseline)
+    from pixrec.baselines.base import BASELINES
     from pixrec.evaluation.tuning import load_chosen
     from pixrec.features import load_embeddings
-    from pixrec.models import MODELS
 
     unknown = [n for n in names if n not in MODELS and n not in BASELINES]
     if unknown:

@@ -14,6 +14,8 @@ import numpy as np
 import polars as pl
 
 from pixrec import schema
+from pixrec.config import from_mapping
+from pixrec.data.raw import RawReport, list_cover_files, parse_items, read_raw_items
 from pixrec.encoders.base import ImageEncoder, ImageEncoderConfig, TextEncoderConfig, read_fitted
 from pixrec.encoders.driver import Finalize, embed
 from pixrec.encoders.image import ImageSide
@@ -40,8 +42,6 @@ def read_new_items(
     catalogue's), with ``tag_idx`` from the catalogue's tags (0 = a tag it never had) and
     ``cover_path`` (file name in ``covers_dir``, null when there is none). An id already in the
     catalogue or given twice is an error; so is a missing column."""
-    from pixrec.data.raw import RawReport, list_cover_files, parse_items, read_raw_items
-
     report = RawReport()
     if isinstance(source, pl.DataFrame):
         missing = [c for c in schema.ITEM_COLUMNS if c not in source.columns]
@@ -78,8 +78,6 @@ def read_new_items(
 
 def _recorded_config(cls, side_dir: Path):
     """The encoder config the embed stage recorded in its meta.json, on the CPU."""
-    from pixrec.config import from_mapping
-
     path = Path(side_dir) / schema.EMB_META_FILE
     if not path.is_file():
         raise InputError(f"{path}: missing; run the embed stages (dvc repro embed-images embed-text)")

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from pixrec import schema
 from pixrec.data.dataset import Interactions, SplitData
 from pixrec.errors import InputError
+from pixrec.features import Embeddings, build_item_features
 from pixrec.serve.neighbours import cosine_neighbours
 from pixrec.serve.new_items import NewItems
 from pixrec.serve.topk import top_k_unseen
@@ -51,8 +52,6 @@ def item_table(rec: ContentPlacer) -> np.ndarray:
 def new_item_vectors(rec: ContentPlacer, new: NewItems, data: SplitData) -> np.ndarray:
     """float32 (M, D): each new item through the item tower from its tag, text and cover (and counts if
     the model reads them, standardised with the training items' statistics), ID token absent."""
-    from pixrec.features import Embeddings, build_item_features
-
     items = new.items.with_columns(pl.lit(0, dtype=pl.Int32).alias(schema.N_TRAIN))  # never trained
     none = Interactions(*(np.zeros(0, dtype=t) for t in (np.int32, np.int32, np.int64)))
     alone = SplitData(none, none, none, data.users, items, {})

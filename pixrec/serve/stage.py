@@ -10,6 +10,7 @@ from pathlib import Path
 from pixrec import schema
 from pixrec.config import ConfigError, section
 from pixrec.data.dataset import SplitData
+from pixrec.numerics import environment
 from pixrec.serve.models import recommenders
 from pixrec.serve.recommendations import lists_frame
 from pixrec.serve.topk import top_k_unseen
@@ -34,8 +35,6 @@ def recommend_all(
 ) -> tuple[dict, dict]:
     """({model: frame (see :func:`lists_frame`)}, manifest) for the headline model, then
     ``config.models`` in order; every user of the split, train + valid items masked."""
-    from pixrec.numerics import environment
-
     names = list(dict.fromkeys([headline, *config.models]))
     users = data.users[schema.USER_IDX].to_numpy()
     user_ids = data.users[schema.USER_ID].to_numpy().astype(object)

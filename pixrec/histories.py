@@ -1,5 +1,6 @@
-"""Each user's time-ordered training history as a right-aligned matrix: what a sequential user
-tower reads. Built with one sort and one scatter, no per-user loop."""
+"""Each user's time-ordered training history as a right-aligned matrix: what the sequential models
+read (the two-tower's user tower, the SASRec baseline). Built with one sort and one scatter, no
+per-user loop. Below both :mod:`pixrec.models` and :mod:`pixrec.baselines`, which both import it."""
 
 from __future__ import annotations
 
