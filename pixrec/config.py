@@ -23,7 +23,10 @@ until the three agree. For example::
     from_mapping(NegativesConfig, {"sampler": "uniform", "per_positive": 2.5}, "negatives")
     # ConfigError: negatives.per_positive: expected an integer, got 2.5
 
-Cross-field rules go in ``__post_init__``, raising :class:`ConfigError` with the full key names.
+Cross-field rules go in ``__post_init__``, raising :class:`ConfigError` with the full key names, or
+:class:`SectionError` about one of the section's own keys when the section does not know where it sits
+(``TrainConfig`` is ``fusion.train`` and ``two_tower.train``): :func:`from_mapping` puts the location
+in front (``two_tower.train.batch_size must be >= 1, got 0``).
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ _EXPECTED = {
 
 class ConfigError(InputError):
     """A params section has an unknown key, a missing key or a value of the wrong type."""
+
+
+class SectionError(ConfigError):
+    """A ``__post_init__`` error whose message starts with one of the section's own keys
+    (``batch_size must be >= 1, got 0``); :func:`from_mapping` prefixes the section's dotted location."""
 
 
 def section(cls: type[T]) -> type[T]:
@@ -94,6 +102,8 @@ def _describe(error: Mapping[str, Any], cls: type, where: str) -> str:
     if kind in ("unexpected_keyword_argument", "extra_forbidden"):
         return f"{key}: unknown key; valid keys are {_valid_keys(cls, loc[:-1])}"
     if kind == "value_error":  # raised by __post_init__, whose message names its keys
+        if isinstance(error.get("ctx", {}).get("error"), SectionError):
+            return f"{key}.{error['ctx']['error']}"
         return str(error["msg"]).removeprefix("Value error, ")
     expected = _EXPECTED.get(kind)
     what = f"expected {expected}" if expected else str(error["msg"])[:1].lower() + str(error["msg"])[1:]

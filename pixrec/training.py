@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from pixrec import distributed
-from pixrec.config import ConfigError, section
+from pixrec.config import SectionError, section
 from pixrec.data.dataset import SplitData
 from pixrec.numerics import deterministic_kernels
 
@@ -50,11 +50,11 @@ class TrainConfig:
     ema: float
 
     def __post_init__(self) -> None:
-        if min(self.epochs, self.batch_size, self.patience, self.val_users, self.nproc, self.threads) < 1:
-            raise ConfigError("train: epochs, batch_size, patience, val_users, threads and nproc "
-                              "must be >= 1")
+        for name in ("epochs", "batch_size", "patience", "val_users", "threads", "nproc"):
+            if getattr(self, name) < 1:
+                raise SectionError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.ema < 1.0:
-            raise ConfigError(f"train.ema: expected 0 <= ema < 1 (0 = off), got {self.ema}")
+            raise SectionError(f"ema: expected 0 <= ema < 1 (0 = off), got {self.ema}")
 
 
 class Task(Protocol):

@@ -26,15 +26,49 @@ def declared(params: Sequence[str], **item: str) -> tuple[str, ...]:
     return tuple(key.format(**item) for key in params)
 
 
-class StageParams:
-    """The declared keys of one params file; each read marks its key used."""
+def load_yaml(path: Path) -> Any:
+    """The parsed params file; a syntax error is one line naming the file, line and column (and where
+    the construct yaml was reading began: a stray quote's error surfaces lines after the quote)."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: params file not found") from None
+    except yaml.MarkedYAMLError as exc:
+        where = f"line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}" \
+            if exc.problem_mark else "an unknown place"
+        problem = " ".join(str(exc.problem or "syntax error").split())
+        context = ""
+        if exc.context and exc.context_mark:
+            context = (f" ({' '.join(exc.context.split())} that starts at line {exc.context_mark.line + 1}, "
+                       f"column {exc.context_mark.column + 1})")
+        raise ConfigError(f"{path}: invalid YAML at {where}: {problem}{context}") from None
 
-    def __init__(self, path: Path, keys: Sequence[str]) -> None:
+
+def check_headline(path: Path, params: Any, headline: str) -> None:
+    """``models.headline`` must be one of ``models.fit``: the report, the ablation and ``pixrec recommend``
+    lead with a trained model. Checked by every stage that reads the headline, before its keys are
+    looked up (a baseline named there would otherwise surface as its missing params section). Reads
+    ``models.fit`` even where a stage does not declare it: the check only refuses, it changes no output."""
+    models = params.get("models") if isinstance(params, Mapping) else None
+    fit = models.get("fit") if isinstance(models, Mapping) else None
+    if isinstance(fit, list) and headline not in fit:  # a missing or mistyped models.fit is its own error
+        raise ConfigError(f"{path}: models.headline {headline!r} is not in models.fit {fit}")
+
+
+class StageParams:
+    """The declared keys of one params file; each read marks its key used.
+
+    ``headline``: the model a stage was told to lead with on its command line (dvc.yaml fills it from
+    ``${models.headline}``); it, or the declared ``models.headline``, is checked against ``models.fit``.
+    """
+
+    def __init__(self, path: Path, keys: Sequence[str], headline: str | None = None) -> None:
         self.path = Path(path)
-        try:
-            params = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{self.path}: params file not found") from None
+        params = load_yaml(self.path)
+        if headline is None and "models.headline" in keys:
+            headline = self._lookup(params, "models.headline")
+        if isinstance(headline, str):  # a mistyped value is the typed read's error
+            check_headline(self.path, params, headline)
         self.values = {key: self._lookup(params, key) for key in keys}
         self.unread = set(keys)
 
@@ -84,10 +118,11 @@ class StageParams:
 
 
 @contextmanager
-def read_params(path: Path, keys: Sequence[str]) -> Iterator[StageParams]:
+def read_params(path: Path, keys: Sequence[str], headline: str | None = None) -> Iterator[StageParams]:
     """Read ``keys`` (dotted, e.g. ``encoders.image``) of params file ``path``; on leaving the block,
-    a declared key that was never read is a bug (dvc.yaml would re-run the stage for nothing)."""
-    params = StageParams(path, keys)
+    a declared key that was never read is a bug (dvc.yaml would re-run the stage for nothing).
+    ``headline``: see :class:`StageParams`."""
+    params = StageParams(path, keys, headline)
     yield params
     if params.unread:
         raise AssertionError(f"declared in PARAMS but never read: {sorted(params.unread)}")

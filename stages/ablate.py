@@ -37,7 +37,7 @@ def load_params(path: Path, model: str, variant: str):
     from pixrec.config import ConfigError
     from pixrec.models import family
 
-    with read_params(path, declared(PARAMS, model=model, variant=variant)) as p:
+    with read_params(path, declared(PARAMS, model=model, variant=variant), headline=model) as p:
         fam = family(model)
         base, spec = p.section(fam.section, model), p.value(f"ablate.cells.{variant}", dict[str, Any])
         try:

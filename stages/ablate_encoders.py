@@ -23,7 +23,7 @@ def load_params(path: Path, model: str, image: str, text: str):
     from pixrec.encoders.base import ImageEncoderConfig, TextEncoderConfig
     from pixrec.models import family
 
-    with read_params(path, declared(PARAMS, model=model, image=image, text=text)) as p:
+    with read_params(path, declared(PARAMS, model=model, image=image, text=text), headline=model) as p:
         configs = {}
         for side, cls, name in (("image", ImageEncoderConfig, image), ("text", TextEncoderConfig, text)):
             base, args = p.raw(f"encoders.{side}"), f"ablate.encoder_args.{name}"

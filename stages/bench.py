@@ -41,11 +41,13 @@ def main(
     workspace: Path = typer.Option(Path("."), help="pipeline checkout whose data/ and models/ exist"),
     stage_log: Path | None = typer.Option(None, help="JSON lines the stages wrote to $PIXREC_STAGE_LOG"),
     repro: bool = typer.Option(False, help="run `dvc repro --force` in the workspace first, logged"),
-    parts: list[str] = typer.Option(["stages", "embed", "train", "ranking", "recommend", "fusion"], "--part",
-                                    help="also: text-backends (every encoders.text.backend vs fp32 torch)"),
+    parts: list[str] = typer.Option(["stages", "embed", "train", "ranking", "recommend", "fusion", "serving"],
+                                    "--part", help="also: text-backends (every encoders.text.backend vs "
+                                                   "fp32 torch)"),
     text_items: Path | None = typer.Option(None, help="text-backends: items.parquet or item_info.csv to "
                                                       "sample --n-texts texts from (default: the split's)"),
     n_images: int = typer.Option(512), n_texts: int = typer.Option(512),
+    serving_runs: int = typer.Option(3, help="serving: runs of each command (median reported)"),
     train_steps: int = typer.Option(30), fusion_users: int = typer.Option(32),
     ranking_users: int = typer.Option(0, help="0 = every user of the split"),
     params: Path = typer.Option(Path("params.yaml")),
@@ -55,7 +57,7 @@ def main(
 
     params = params if params.is_absolute() or params.exists() else workspace / params
     options = BenchOptions(tuple(parts), n_images, n_texts, train_steps=train_steps,
-                           ranking_users=ranking_users, fusion_users=fusion_users,
+                           ranking_users=ranking_users, fusion_users=fusion_users, serving_runs=serving_runs,
                            stage_log=stage_log, repro=repro, text_items=text_items)
     result = run_benchmark(workspace, *load_params(params), options, log=typer.echo)
     write_json(out, result)

@@ -1,5 +1,6 @@
-"""The ``pixrec`` command: one subcommand per DVC stage, and the commands over a workspace's trained
-artefacts (recommend --user, similar, score-new); each imported only when it runs (fast --help)."""
+"""The ``pixrec`` command: one subcommand per DVC stage, the commands over a workspace's trained
+artefacts (recommend --user, similar, score-new) and ``status``; each imported only when it runs (fast
+--help)."""
 
 from __future__ import annotations
 
@@ -25,11 +26,12 @@ STAGES: dict[str, str] = {
     "report": "stages.report",
     "bench": "stages.bench",  # not a DVC stage: measures the pipeline (docs/scale.md)
 }
-# commands over a workspace's trained artefacts (pixrec.serve), not DVC stages; `pixrec recommend
-# --user` is the recommend stage's own command
+# commands over a workspace (its trained artefacts through pixrec.serve, or its DVC status), not DVC
+# stages; `pixrec recommend --user` is the recommend stage's own command
 TOOLS: dict[str, tuple[str, str]] = {
     "similar": ("stages.similar", "Nearest items by the headline model's item vectors"),
     "score-new": ("stages.score_new", "Place new items by content: who they would be recommended to"),
+    "status": ("stages.status", "What is not up to date (never run, changed, no outputs) and what to run"),
 }
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)

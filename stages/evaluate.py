@@ -102,7 +102,7 @@ def main(
     results, reference = evaluate_all(ctx, sampled, config, intervals, trained, log=typer.echo)
     write_outputs(results, reference, intervals, out, metrics, plot,
                   {"config": to_mapping(config), "intervals": to_mapping(intervals), "chosen": ctx.chosen,
-                   "numerics": environment()})
+                   "numerics": environment()}, headline=models_[1])
     typer.echo(f"wrote {metrics}, {plot} and {out}/ ({len(results)} models; reference {reference})")
 
 

@@ -2,7 +2,7 @@
 ``recommend.models`` -> data/recommendations/<model>.parquet (user_id, rank, item_id, score).
 
     pixrec recommend                                   # the stage (dvc repro recommend runs this)
-    pixrec recommend --user u12 [--k 10] [--model NAME] [--json]
+    pixrec recommend --user u92 [--k 10] [--model NAME] [--json]
                                                        # one user's recent history and top-k, titles
                                                        # and tags, from the stage's lists (no scoring)
 """
@@ -46,8 +46,11 @@ def main(
     params: Path = typer.Option(Path("params.yaml"), help="read by the stage only"),
 ) -> None:
     if user:
-        from pixrec.serve.api import Paths, Pixrec
+        from pixrec.serve.api import Paths, Pixrec, at_least
 
+        if k is not None:
+            at_least("--k", k, 1)
+        at_least("--history", history, 0)
         show_users(Pixrec(Paths(split, embeddings, models, out)), user, k, model, history, as_json)
         return
     from pixrec.data.dataset import SplitData
@@ -56,8 +59,9 @@ def main(
 
     config, headline = load_params(params)
     data = SplitData.load(split)
-    frames, manifest = recommend_all(data, headline, config, models, embeddings, tuning, log=typer.echo)
-    write_recommendations(out, frames, manifest)
+    frames, manifest, vectors = recommend_all(data, headline, config, models, embeddings, tuning,
+                                              log=typer.echo)
+    write_recommendations(out, frames, manifest, vectors)
     typer.echo(f"wrote {out}/ ({', '.join(frames)}: top-{config.k} for {data.n_users:,} users)")
 
 

@@ -32,8 +32,11 @@ def main(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     workspace: Path = typer.Option(Path("."), help="a pipeline checkout where dvc repro has run"),
 ) -> None:
-    from pixrec.serve.api import load
+    from pixrec.serve.api import at_least, load
 
+    if k is not None:
+        at_least("--k", k, 1)
+    at_least("--users", users, 0)
     ws = load(workspace)
     placed = ws.score_new_items(items, covers, k=k, users=users, model=model)
     for line in placed.report:

@@ -1,7 +1,8 @@
 """similar (a command, not a DVC stage): the nearest catalogue items to given items by cosine of the
-headline model's item vectors (exact faiss inner-product search); cold items from their content.
+headline model's item vectors (exact, as the recommend stage stored them: no torch); a cold item's
+vector comes from its content, and the output says so.
 
-    pixrec similar --item i123 [--item i456] [--k 10] [--model NAME] [--json]
+    pixrec similar --item i8056 [--item i64] [--k 10] [--model NAME] [--json]
 """
 
 from __future__ import annotations
@@ -25,11 +26,16 @@ def main(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     workspace: Path = typer.Option(Path("."), help="a pipeline checkout where dvc repro has run"),
 ) -> None:
-    from pixrec.serve.api import load
+    import polars as pl
 
+    from pixrec.serve.api import at_least, load
+
+    at_least("--k", k, 1)
     ws = load(workspace)
     found = ws.similar(item, k, model)
-    about = ws.describe(found.select("item_id").unique(maintain_order=True))
+    ids = list(dict.fromkeys(item))
+    about = ws.describe(pl.DataFrame({"item_id": ids}, schema={"item_id": pl.Utf8}))
+    about = about.with_columns(cold=pl.Series(ws.cold(ids), dtype=pl.Boolean))
     if as_json:
         typer.echo(json.dumps({"model": model or ws.headline, "items": [
             {**row, "similar": found.filter(item_id=row["item_id"]).drop("item_id").to_dicts()}
@@ -37,6 +43,9 @@ def main(
         return
     for row in about.iter_rows(named=True):
         typer.echo(f"{row['item_id']}: {label(row)} — nearest by {model or ws.headline}")
+        if row["cold"]:
+            typer.echo(f"    {row['item_id']} is cold (no training interaction): its vector comes from its "
+                       "content")
         for r in found.filter(item_id=row["item_id"]).iter_rows(named=True):
             typer.echo(f"  {r['rank']:>3}. {r['neighbour_id']:<10} {r['cosine']:>6.3f}  {label(r)}")
 

@@ -21,6 +21,15 @@ pin_cpu_kernels()
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory) -> Path:
+    """The ONNX text encoders' cache (pixrec.encoders.onnx_cache) of this test session, not the user's:
+    the embed stages the tests run fill it, the serving tests read it (subprocesses inherit it)."""
+    path = tmp_path_factory.mktemp("onnx_cache")
+    os.environ["PIXREC_ONNX_CACHE"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_raw(tmp_path_factory) -> Path:
     """A tiny synthetic dataset in PixelRec layout (the real generator, preset ``tiny``)."""

@@ -1,6 +1,7 @@
 """A real HTTP server on 127.0.0.1 for download tests: serves a directory, honours Range / If-Range,
 can drop the connection after N bytes of a file's first response (a flaky file-sharing host) and then
-answer with an error status; plus a dead host (accepts connections, never answers) and a closed port."""
+answer with an error status; plus a dead host (accepts connections, never answers), a stalled host (sends
+the headers, never the body) and a closed port."""
 
 from __future__ import annotations
 
@@ -102,6 +103,36 @@ def dead_host() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/interactions.csv"
     finally:
         sock.close()
+
+
+@contextmanager
+def stalled_host() -> Iterator[str]:
+    """A URL whose host answers the request's headers (200, a Content-Length) and then never sends the
+    body: the read stalls rather than the connect."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    held: list[socket.socket] = []
+
+    def answer() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:  # the listening socket was closed: the test is over
+                return
+            held.append(conn)
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: text/csv\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/items.csv"
+    finally:
+        sock.close()
+        for conn in held:
+            conn.close()
+        thread.join(timeout=5)
 
 
 def closed_port_url() -> str:

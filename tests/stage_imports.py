@@ -130,6 +130,7 @@ def rewrite(dvc_yaml: Path = ROOT / "dvc.yaml") -> str:
 if __name__ == "__main__":
     import sys
 
+    sys.path.insert(0, str(ROOT))  # this checkout's packages, not an editable install's elsewhere
     if "--write" in sys.argv:
         (ROOT / "dvc.yaml").write_text(rewrite(), encoding="utf-8")
     for name, (entry, _) in stage_entries().items():

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -375,3 +377,81 @@ def test_synthetic_override_form_that_dvc_exp_run_accepts(tmp_path):
     assert users == 120
     assert "+data.synthetic.n_users=" in (ROOT / "params.yaml").read_text()
     assert "+data.synthetic.n_users=" in (ROOT / "README.md").read_text()
+
+
+def _url_section(**url: str | float | None) -> DataConfig:
+    return DataConfig.from_params(data_section(source="url", url=url))
+
+
+def test_an_html_page_instead_of_a_csv_names_the_url_and_the_key(site, tmp_path):
+    """A file-sharing host's sign-in page at the items URL: the error names that URL and
+    data.url.items (not the download cache), and the page is not kept for the next run."""
+    root = tmp_path / "host"
+    root.mkdir()
+    shutil.copyfile(site / schema.RAW_INTERACTIONS, root / schema.RAW_INTERACTIONS)
+    (root / "items.csv").write_text("\n<!DOCTYPE html>\n<html><head><title>Sign in - FileBox</title></head>"
+                                    "<body>...</body></html>\n")
+    (root / "short.csv").write_text((site / schema.RAW_ITEMS).read_text().rstrip("\n") + "\ni_last,1\n")
+    with serve(root) as server:
+        params = tmp_path / "params.yaml"
+        params.write_text(yaml.safe_dump({"data": data_section(source="url", url={
+            "interactions": server.url(schema.RAW_INTERACTIONS), "items": server.url("items.csv")})}))
+        proc = subprocess.run([sys.executable, "-m", "stages.download", "--out", str(tmp_path / "raw"),
+                               "--params", str(params)], capture_output=True, text=True, cwd=ROOT)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr == (f"error: {server.url('items.csv')} (data.url.items): the server sent an HTML "
+                               "page ('Sign in - FileBox'), not the CSV: a login, cookie or preview page? "
+                               "Set data.url.items to the file's direct download link\n")
+        assert not list((tmp_path / ".raw.downloads").glob("items-*"))  # fetched afresh next time
+        # any other defect of a downloaded CSV names the URL and the key too, then the file and row
+        config = _url_section(interactions=server.url(schema.RAW_INTERACTIONS), items=server.url("short.csv"))
+        with pytest.raises(InputError, match=rf"^{re.escape(server.url('short.csv'))} \(data\.url\.items\): "
+                                             r"\S+items-\w+\.download: not a readable CSV: row \d+ has 2"):
+            materialise(config, tmp_path / "raw")
+
+
+def test_a_truncated_zip_of_covers_is_called_so(site, tiny_raw, tmp_path):
+    cut = tmp_path / "host" / "covers.zip"
+    cut.parent.mkdir()
+    cut.write_bytes((site / "covers.zip").read_bytes()[: (site / "covers.zip").stat().st_size // 2])
+    for name in (schema.RAW_INTERACTIONS, schema.RAW_ITEMS):
+        shutil.copyfile(site / name, cut.parent / name)
+    with serve(cut.parent) as server:
+        config = url_config(server, "covers.zip")
+        says = (rf"^{re.escape(server.url('covers.zip'))} \(data\.url\.covers\): the download is a truncated "
+                r"or corrupt zip archive .*removed it, run again to download it afresh")
+        with pytest.raises(InputError, match=says):
+            materialise(config, tmp_path / "raw")
+        assert not list((tmp_path / ".raw.downloads").glob("covers-*"))
+    src = tmp_path / "local"
+    src.mkdir()
+    for name in (schema.RAW_INTERACTIONS, schema.RAW_ITEMS):
+        shutil.copyfile(tiny_raw / name, src / name)
+    shutil.copyfile(cut, src / "covers.zip")
+    says = rf"^{re.escape(str(src / 'covers.zip'))}: \S+ is a truncated or corrupt zip archive \(.*\); "
+    with pytest.raises(InputError, match=says + "copy or download it again$"):
+        materialise(DataConfig.from_params(data_section(source="local", local_dir=str(src))),
+                    tmp_path / "raw")
+
+
+@pytest.mark.parametrize("host", ["dead", "stalled"])
+def test_a_silent_host_fails_within_data_url_timeout_s(tmp_path, host):
+    """data.url.timeout_s bounds the wait for a host that accepts and never answers, or answers the
+    headers and never the body: the stage's own time (PIXREC_STAGE_LOG, interpreter start excluded)
+    stays within the timeout and a small margin."""
+    from http_server import dead_host, stalled_host
+
+    timeout = 1.5
+    with (dead_host if host == "dead" else stalled_host)() as url:
+        start = time.monotonic()
+        with pytest.raises(DownloadError, match=r"nothing received for \d+ s"):
+            download(url, tmp_path / "a.csv", timeout=timeout)
+        assert timeout <= time.monotonic() - start < timeout + 0.5
+        params, log = tmp_path / "params.yaml", tmp_path / "stages.jsonl"
+        params.write_text(yaml.safe_dump({"data": data_section(source="url", url={
+            "interactions": url, "items": url, "timeout_s": timeout})}))
+        proc = subprocess.run([sys.executable, "-m", "stages.download", "--out", str(tmp_path / "raw"),
+                               "--params", str(params)], capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, "PIXREC_STAGE_LOG": str(log)})
+    assert proc.returncode == 1 and proc.stderr.startswith(f"error: {url}: download failed after 1 attempts")
+    assert json.loads(log.read_text())["wall_s"] < timeout + 0.5

@@ -379,6 +379,7 @@ def test_stage_end_to_end(tmp_path):
     assert top.height == len(NAMES) * 60
     plot = pl.read_csv(tmp_path / "metrics" / "evaluate_plot.csv")
     assert plot.columns[:6] == ["model", "protocol", "metric", "value", "lo", "hi"]
+    assert plot["headline"].to_list() == [False] * plot.height  # models.headline was not trained here
     assert plot.height == len(NAMES) * 3
     first = (tmp_path / "metrics" / "evaluate.json").read_bytes()
     assert _run_stage(tmp_path).returncode == 0

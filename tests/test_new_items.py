@@ -14,7 +14,7 @@ from real_params import real_config
 from pixrec import schema
 from pixrec.encoders.base import ImageEncoderConfig, TextEncoderConfig, read_fitted
 from pixrec.encoders.image import run_embed_images
-from pixrec.encoders.text import run_embed_text
+from pixrec.encoders.text import build_text_encoder, item_texts, run_embed_text
 from pixrec.errors import InputError
 from pixrec.serve.new_items import load_new_items, read_new_items
 
@@ -73,8 +73,69 @@ def test_new_items_without_covers_are_masked_and_reported(tiny_raw, tiny_split, 
     new = load_new_items(path, pl.read_parquet(tiny_split / schema.ITEMS_FILE), None, embedded)
     assert not new.image[1].any() and not new.image[0].any()
     assert new.items[schema.TAG_IDX][0] == 0
-    assert "3 items: no cover file (image masked)" in new.report
-    assert "1 items: tag the catalogue never had (no tag token)" in new.report
+    ids = new.items[schema.ITEM_ID].to_list()
+    assert f"{', '.join(ids)}: no cover file (no covers folder given; image masked)" in new.report
+    assert f"{ids[0]}: a tag the catalogue never had (no tag input)" in new.report
+
+
+@pytest.mark.slow
+def test_corrupt_covers_are_masked_and_named_even_when_every_cover_is(tiny_raw, tiny_split, embedded,
+                                                                       tmp_path):
+    """One corrupt cover of two or both: each is masked and noted with its item id; no refusal (and
+    no hint about the embed stage's --raw, which score-new does not have)."""
+    path, _ = resubmit(tiny_raw, tiny_split, tmp_path, 2)
+    catalogue = pl.read_parquet(tiny_split / schema.ITEMS_FILE)
+    ids = pl.read_csv(path, infer_schema=False)[schema.ITEM_ID].to_list()
+    cover = {i: next((tmp_path / "covers").glob(f"{i}.*")) for i in ids}
+    cover[ids[0]].write_bytes(b"not an image")
+    new = load_new_items(path, catalogue, tmp_path / "covers", embedded)
+    assert new.image[1].tolist() == [False, True] and f"{ids[0]}: corrupt image (image masked)" in new.report
+    cover[ids[1]].write_bytes(b"not an image either")
+    new = load_new_items(path, catalogue, tmp_path / "covers", embedded)
+    assert not new.image[1].any() and f"{ids[0]}, {ids[1]}: corrupt image (image masked)" in new.report
+    assert new.text[1].all() and new.without_content() == []  # their text is left
+
+
+def test_notes_name_the_items_and_keep_to_what_the_model_reads(tiny_raw, tiny_split, tmp_path):
+    """Every defect of the file is one note naming its items (file order); a note about an input the
+    model does not read (counts, for the default item tower) is left out of its lines."""
+    path, _ = resubmit(tiny_raw, tiny_split, tmp_path, 3)
+    table = pl.read_csv(path, infer_schema=False)
+    ids = table[schema.ITEM_ID].to_list()
+    row = pl.int_range(pl.len())
+    table.with_columns(
+        pl.when(row < 2).then(pl.lit("")).otherwise(pl.col(c)).alias(c) for c in schema.COUNT_COLUMNS
+    ).with_columns(
+        pl.when(row == 2).then(pl.lit("many")).otherwise(pl.col("view_number")).alias("view_number"),
+        pl.when(row == 1).then(pl.lit("")).otherwise(pl.col(schema.DESCRIPTION)).alias(schema.DESCRIPTION),
+    ).write_csv(path)
+    _, notes = read_new_items(path, pl.read_parquet(tiny_split / schema.ITEMS_FILE), tmp_path / "covers")
+    lines = notes.lines()
+    assert f"{ids[0]}, {ids[1]}: no counts (the counts input is absent)" in lines
+    assert f"{ids[2]}: view_number not a non-negative number (set missing, imputed)" in lines
+    assert f"{ids[1]}: empty description" in lines
+    assert notes.lines(("tag", "text", "image")) == [f"{ids[1]}: empty description"]
+
+
+@pytest.mark.slow
+def test_the_embed_stage_leaves_its_onnx_encoder_for_later_runs(tiny_split, embedded, tmp_path, monkeypatch):
+    """The embed-text stage (``embedded`` ran it) stores its ONNX graph and tokenizer: a later run gets
+    the same vectors from ONNX Runtime and the tokenizers library alone. A cache without the entry
+    gets None, and the next build stores it."""
+    from pixrec.encoders.onnx_cache import CachedTextEncoder
+    from pixrec.encoders.text import cached_text_encoder
+
+    config = real_config(TextEncoderConfig)
+    cached = cached_text_encoder(config)
+    assert isinstance(cached, CachedTextEncoder)
+    texts = item_texts(pl.read_parquet(tiny_split / schema.ITEMS_FILE).head(7), config.fields).to_list()
+    built = build_text_encoder(config)
+    np.testing.assert_allclose(cached.encode(texts), built.encode(texts), atol=1e-6)
+    assert cached.dim == built.dim and cached.describe() == built.describe()
+    monkeypatch.setenv("PIXREC_ONNX_CACHE", str(tmp_path / "empty"))
+    assert cached_text_encoder(config) is None
+    build_text_encoder(config)
+    assert isinstance(cached_text_encoder(config), CachedTextEncoder)
 
 
 @pytest.mark.parametrize(("edit", "says"), [

@@ -246,3 +246,53 @@ def test_a_stage_with_a_missing_input_prints_one_line(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     variants = real_params()["ablate"]["variants"]
     assert proc.stderr == f"error: nowhere: no result for variant(s) {variants}; run `dvc repro ablate`\n"
+
+
+def test_a_yaml_syntax_error_is_one_line_naming_file_line_and_column(tmp_path):
+    """A stray quote or tab in params.yaml: the stage names where, it does not print yaml's traceback."""
+    text = (ROOT / "params.yaml").read_text(encoding="utf-8")
+    broken = text.replace("  headline: two_tower", '  headline: "two_tower', 1)
+    assert broken != text
+    (tmp_path / "params.yaml").write_text(broken, encoding="utf-8")
+    block = broken[:broken.index("\n  fit:") + 1].count("\n") + 1  # models: {fit, headline}, where yaml gave up
+    proc = _run("stages.headline", tmp_path, "--evaluate", "nowhere.json")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: params.yaml: invalid YAML at line ")
+    assert proc.stderr.count("\n") == 1
+    assert f"while parsing a block mapping that starts at line {block}, column 3" in proc.stderr, proc.stderr
+    (tmp_path / "tab.yaml").write_text("split:\n\tseed: 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"tab\.yaml: invalid YAML at line 2, column 1: "):
+        read_params(tmp_path / "tab.yaml", ["split"]).__enter__()
+
+
+@pytest.mark.parametrize("stage", ["evaluate", "headline", "recommend", "report", "ablate-summary",
+                                   "ablate", "ablate-encoders"])
+def test_a_headline_outside_models_fit_names_both_keys(tmp_path, stage):
+    """``models.headline: sasrec`` (a baseline, so no section of that name): every stage that leads with
+    the headline says which key is wrong, not that a section ``sasrec`` is missing."""
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(_apply(real_params(), {"models.headline": "sasrec"})))
+    item = _cells(PIPELINE[stage])[0]
+    if "model" in item:  # dvc.yaml fills --model from ${models.headline}
+        item = {**item, "model": "sasrec"}
+    fit = real_params()["models"]["fit"]
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: models\.headline 'sasrec' is not in "
+                                          rf"models\.fit {re.escape(str(fit))}$"):
+        _module(stage).load_params(path, **item)
+
+
+def test_a_headline_outside_models_fit_stops_the_stage_in_one_line(tmp_path):
+    params = _apply(real_params(), {"models.headline": "sasrec"})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = _run("stages.ablate", tmp_path, "--model", "sasrec", "--variant", params["ablate"]["variants"][0])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr == (f"error: params.yaml: models.headline 'sasrec' is not in models.fit "
+                           f"{params['models']['fit']}\n")
+
+
+@pytest.mark.parametrize(("key", "value"), [("two_tower.train.batch_size", 0), ("fusion.train.epochs", 0),
+                                            ("two_tower.train.nproc", -1), ("fusion.train.val_users", 0)])
+def test_a_train_count_below_one_names_the_section_and_the_key(tmp_path, key, value):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, "train", {key: value})
+    assert str(err.value) == f"{tmp_path / 'params.yaml'}: {key} must be >= 1, got {value}"

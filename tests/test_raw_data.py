@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 from real_params import real_section
 
 from pixrec import schema
@@ -162,3 +163,57 @@ def test_eval_candidates_above_the_catalogue_blames_the_catalogue(tiny_split):
     with pytest.raises(InputError, match=rf"negatives.eval_candidates = {data.n_items} .* catalogue has "
                                          rf"{data.n_items} items; set it to at most {data.n_items - 1}"):
         sampled_candidates(data, config)
+
+
+def _items_with(rows: dict[int, str], n: int = 20) -> str:
+    """``n`` item rows (``i1`` on line 2), with row ``k``'s line replaced by ``rows[k]``."""
+    lines = [f"i{k},{k},1,2,3,4,5,6,title {k},tag,d" for k in range(1, n + 1)]
+    for k, line in rows.items():
+        lines[k - 1] = line
+    return ITEMS_HEADER + "\n" + "\n".join(lines) + "\n"
+
+
+def _stage(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_an_unclosed_quote_that_swallows_rows_is_refused_naming_its_line(tmp_path):
+    """``"Best of 2023`` on line 5 runs to the stray quote in ``12" vinyl`` on line 17: the field count
+    still adds up, and 11 items would vanish into one title. Both stages refuse, naming line 5."""
+    inter = "item_id,user_id,timestamp\n" + "".join(f"i{k},u{k % 3},{k}\n" for k in range(1, 21))
+    items = _items_with({4: 'i4,4,1,2,3,4,5,6,"Best of 2023,tag,d',
+                         16: 'i16,16,1,2,3,4,5,6,12" vinyl,music,d'})
+    src = write_raw(tmp_path / "src", inter, items)
+    says = (f"{src / schema.RAW_ITEMS}: line 5 (row 5, column title): a quote opens here and the field "
+            "runs to line 17, swallowing 11 line(s) that look like rows of their own "
+            "(e.g. 'i5,5,1,2,3,4,5,6,title 5,tag,d')")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"data": {**real_section("data"), "source": "local",
+                                               "local_dir": str(src)}}))
+    proc = _stage("stages.download", "--out", str(tmp_path / "raw"), "--params", str(params))
+    assert proc.returncode == 1 and proc.stderr.startswith(f"error: {says}; close the quote"), proc.stderr
+    assert proc.stderr.count("\n") == 1 and not (tmp_path / "raw").exists()
+    params.write_text(yaml.safe_dump({"split": real_section("split")}))
+    proc = _stage("stages.split", "--raw", str(src), "--out", str(tmp_path / "split"),
+                  "--params", str(params))
+    assert proc.returncode == 1 and proc.stderr.startswith(f"error: {says}; close the quote"), proc.stderr
+    # never closed at all: the row and the line where it starts
+    src = write_raw(tmp_path / "src2", inter, _items_with({4: 'i4,4,1,2,3,4,5,6,"Best of 2023,tag,d'}))
+    with pytest.raises(RawDataError, match=r"row 5 \(lines 5-21\): malformed CSV \(unexpected end of data; "
+                                           r"a quote opened in this row is never closed\)"):
+        materialise(local_config(src), tmp_path / "raw")
+
+
+def test_a_quoted_multi_line_description_is_read_whole(tmp_path):
+    """PixelRec descriptions may hold quoted line breaks, commas and lists: that is one field, not rows."""
+    text = ('First line, with a comma\nTags: a, b, c, d, e, f, g, h, i, j, k, l\n2023 "best" list:\n'
+            '1. one, two')
+    quoted = '"' + text.replace('"', '""') + '"'
+    items = _items_with({3: f"i3,3,1,2,3,4,5,6,title 3,tag,{quoted}", 7: 'i7,7,1,2,3,4,5,6,"a\nb",tag,d'})
+    inter = "item_id,user_id,timestamp\n" + "".join(f"i{k},u1,{k}\n" for k in range(1, 21))
+    src = write_raw(tmp_path / "src", inter, items)
+    materialise(local_config(src), tmp_path / "raw")
+    _, data = split(tmp_path / "raw", tmp_path / "split")
+    assert data.items.height == 20
+    described = dict(zip(data.items[schema.ITEM_ID], data.items[schema.DESCRIPTION], strict=True))
+    assert described["i3"] == text and described["i4"] == "d"

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,6 @@ from pixrec.errors import InputError
 from pixrec.serve.recommendations import lists_frame
 from pixrec.serve.topk import top_k_unseen
 
-BIN = Path(sys.executable).parent
 INF = -np.inf
 
 
@@ -83,9 +83,26 @@ def repo(tmp_path_factory) -> Path:
     return repo
 
 
+# `pixrec <args>` as the console script runs it, from the repo (so its own copy of this checkout's
+# code, not whatever the venv's script resolves to), noting the top-level modules loaded by the end
+CLI = """
+import atexit, json, os, runpy, sys
+atexit.register(lambda: open(os.environ["PIXREC_TEST_MODULES"], "w").write(
+    json.dumps(sorted({m.split(".")[0] for m in sys.modules}))))
+sys.argv = ["pixrec", *sys.argv[1:]]
+runpy.run_module("stages.cli", run_name="__main__", alter_sys=True)
+"""
+HEAVY = {"torch", "faiss", "scipy", "transformers", "sentence_transformers", "sklearn"}
+
+
 def pixrec_cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "pixrec"), *args], cwd=repo, env=dvc_env(), capture_output=True,
-                          text=True, timeout=300)
+    """The finished command; ``.heavy``: which of :data:`HEAVY` it had imported."""
+    with tempfile.TemporaryDirectory() as tmp:
+        modules = Path(tmp) / "modules.json"
+        proc = subprocess.run([sys.executable, "-c", CLI, *args], cwd=repo, capture_output=True, text=True,
+                              env={**dvc_env(), "PIXREC_TEST_MODULES": str(modules)}, timeout=300)
+        proc.heavy = HEAVY & set(json.loads(modules.read_text())) if modules.is_file() else None
+    return proc
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
@@ -166,11 +183,58 @@ def test_command_and_api_show_history_and_the_stored_list(repo):
     (("--user", "u_nobody"), "unknown user id 'u_nobody'"),
     (("--user", "{user}", "--model", "ease"), "no recommendations by 'ease'"),
     (("--user", "{user}", "--k", "11"), "raise recommend.k"),
+    (("--user", "{user}", "--k", "-3"), "--k must be >= 1, got -3"),
+    (("--user", "{user}", "--k", "0"), "--k must be >= 1, got 0"),
+    (("--user", "{user}", "--history", "-1"), "--history must be >= 0, got -1"),
 ])
 def test_bad_queries_are_one_line(repo, args, says):
+    """Refused in one line, before anything heavy is imported."""
     user = pl.read_parquet(repo / "data/split/users.parquet")[schema.USER_ID][0]
-    line = one_line_error(pixrec_cli(repo, "recommend", *(a.format(user=user) for a in args)))
-    assert says in line
+    proc = pixrec_cli(repo, "recommend", *(a.format(user=user) for a in args))
+    assert says in one_line_error(proc) and proc.heavy == set()
+
+
+@pytest.mark.slow
+def test_answers_from_stored_outputs_import_no_model_library(repo):
+    """`recommend --user` answers from the stage's lists and `similar` from the item vectors the
+    stage stored (torch, faiss, scipy never imported); a bad id or --k is refused just as light."""
+    user = pl.read_parquet(repo / "data/split/users.parquet")[schema.USER_ID][0]
+    items = pl.read_parquet(repo / "data/split/items.parquet")
+    warm = items.filter(~pl.col(schema.IS_COLD))[schema.ITEM_ID][0]
+    for args in (("recommend", "--user", user), ("similar", "--item", warm, "--json")):
+        proc = pixrec_cli(repo, *args)
+        assert proc.returncode == 0 and proc.heavy == set(), (args, proc.heavy, proc.stderr)
+    for args, says in ((("similar", "--item", "i_nobody"), "unknown item id 'i_nobody'"),
+                       (("similar", "--item", warm, "--k", "0"), "--k must be >= 1, got 0"),
+                       (("score-new", "--items", "new.csv", "--k", "0"), "--k must be >= 1, got 0"),
+                       (("score-new", "--items", "new.csv", "--users", "-1"), "--users must be >= 0")):
+        proc = pixrec_cli(repo, *args)
+        assert says in one_line_error(proc) and proc.heavy == set(), (args, proc.heavy)
+
+
+@pytest.mark.slow
+def test_stored_vectors_are_never_of_another_checkpoint(repo, tmp_path):
+    """The stored item and user vectors are of the checkpoint they came from: once models/two_tower/
+    holds another (retrained, recommend not rerun), `similar` and `score-new` ask the model itself,
+    and answer the same, to the last digit, for the same model."""
+    for part in ("data/split", "data/embeddings", "data/recommendations", "models"):
+        shutil.copytree(repo / part, tmp_path / part)
+    item = pl.read_parquet(repo / "data/split/items.parquet")[schema.ITEM_ID][3]
+    fresh = pixrec_cli(repo, "similar", "--item", item, "--json")
+    meta = tmp_path / "data/recommendations/meta.json"
+    manifest = json.loads(meta.read_text())
+    manifest["models"]["two_tower"]["vectors"]["checkpoint_sha256"] = "0" * 64  # another checkpoint
+    meta.write_text(json.dumps(manifest))
+    asked = pixrec_cli(repo, "similar", "--item", item, "--json", "--workspace", str(tmp_path))
+    assert asked.returncode == 0 and "torch" in asked.heavy and "torch" not in fresh.heavy
+    assert json.loads(asked.stdout) == json.loads(fresh.stdout)
+    write_new_items(repo, tmp_path / "new", topics=[4, 9], per_topic=2)
+    new = ("score-new", "--items", str(tmp_path / "new/new.csv"), "--covers", str(tmp_path / "new/covers"),
+           "--users", "1000", "--json")
+    stored, computed = pixrec_cli(repo, *new), pixrec_cli(repo, *new, "--workspace", str(tmp_path))
+    assert stored.returncode == computed.returncode == 0, computed.stderr
+    shown = json.loads(stored.stdout)
+    assert sum(i["n_users"] for i in shown["items"]) > 0 and shown == json.loads(computed.stdout)
 
 
 @pytest.mark.slow
@@ -295,12 +359,30 @@ def test_similar_works_for_cold_items(repo):
 
 
 @pytest.mark.slow
+def test_similar_says_which_items_are_cold(repo):
+    """A cold item's neighbours come from its content: the text says so under the item, the JSON marks
+    every item ``cold`` true or false."""
+    items = pl.read_parquet(repo / "data/split/items.parquet")
+    cold = items.filter(pl.col(schema.IS_COLD))[schema.ITEM_ID][0]
+    warm = items.filter(~pl.col(schema.IS_COLD))[schema.ITEM_ID][0]
+    text = pixrec_cli(repo, "similar", "--item", cold, "--item", warm, "--k", "3")
+    assert text.returncode == 0, text.stderr
+    says = f"{cold} is cold (no training interaction): its vector comes from its content"
+    assert says in text.stdout and f"{warm} is cold" not in text.stdout
+    shown = json.loads(pixrec_cli(repo, "similar", "--item", cold, "--item", warm, "--json").stdout)
+    assert [(i["item_id"], i["cold"]) for i in shown["items"]] == [(cold, True), (warm, False)]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "says"), [
     (("similar", "--item", "i_nobody"), "unknown item id 'i_nobody'"),
     (("similar", "--item", "{item}", "--model", "fusion"), "model 'fusion' has no item vectors"),
     (("similar", "--item", "{item}", "--model", "nope"), "unknown model 'nope'"),
     (("score-new", "--items", "{bad_csv}"), "lacks column(s) ['title']"),
     (("score-new", "--items", "{new_csv}", "--workspace", "{empty}"), "no split; run dvc repro"),
+    (("score-new", "--items", "{new_csv}", "--k", "-1"), "--k must be >= 1, got -1"),
+    (("score-new", "--items", "{new_csv}", "--users", "-2"), "--users must be >= 0, got -2"),
+    (("similar", "--item", "{item}", "--k", "-5"), "--k must be >= 1, got -5"),
     (("similar", "--item", "{item}", "--workspace", "{untrained}"),
      "model 'two_tower' is not trained; run dvc repro train@two_tower"),
 ])
@@ -322,3 +404,52 @@ def test_workspace_without_a_run_says_what_to_run(tmp_path):
         pixrec.load(tmp_path).recommend(["u1"])
     proc = pixrec_cli(tmp_path, "recommend", "--user", "u1")
     assert "no split; run dvc repro" in one_line_error(proc)
+
+
+@pytest.mark.slow
+def test_score_new_masks_and_names_every_defect(repo, tmp_path):
+    """A corrupt or missing cover is masked and noted naming the item, whether one cover of several is
+    corrupt or all are; an item left with no usable content is named too. Never a refusal, never an
+    option the command lacks, no progress bar; the text encoder is the one the embed-text stage left
+    in the ONNX cache (sentence-transformers not imported)."""
+    ids = list(write_new_items(repo, tmp_path, topics=[2], per_topic=3))
+    covers, csv = tmp_path / "covers", tmp_path / "new.csv"
+    (covers / f"{ids[0]}.jpg").write_bytes(b"not a jpeg")
+    (covers / f"{ids[1]}.jpg").unlink()
+    (covers / f"{ids[2]}.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    blank = pl.col(schema.ITEM_ID) == ids[2]  # no text, no tag: nothing left but a corrupt cover
+    table = pl.read_csv(csv, infer_schema=False).with_columns(
+        pl.when(blank).then(pl.lit("")).otherwise(pl.col(c)).alias(c)
+        for c in (schema.TITLE, schema.TAG, schema.DESCRIPTION))
+    table.write_csv(csv)
+    proc = pixrec_cli(repo, "score-new", "--items", str(csv), "--covers", str(covers), "--json")
+    assert proc.returncode == 0, proc.stderr
+    notes = proc.stderr.strip().splitlines()
+    assert all(n.startswith("note: ") for n in notes) and "--raw" not in proc.stderr, notes
+    assert f"note: {ids[0]}, {ids[2]}: corrupt image (image masked)" in notes
+    assert any(n.startswith(f"note: {ids[1]}: no cover file (no <item_id>.jpg in ") for n in notes)
+    assert any(n.startswith(f"note: {ids[2]}: no usable content for this model") for n in notes)
+    assert [i["item_id"] for i in json.loads(proc.stdout)["items"]] == ids
+    assert not {"transformers", "sentence_transformers"} & proc.heavy, proc.heavy
+    for item in ids[1:]:  # every cover corrupt: the same, item by item
+        (covers / f"{item}.jpg").write_bytes(b"not a jpeg")
+    proc = pixrec_cli(repo, "score-new", "--items", str(csv), "--covers", str(covers))
+    assert proc.returncode == 0 and f"note: {', '.join(ids)}: corrupt image (image masked)" in proc.stderr
+
+
+@pytest.mark.slow
+def test_bench_times_the_serving_commands(repo, tmp_path):
+    """``pixrec bench --part serving``: recommend --user, similar and score-new for 3 new items, each a
+    whole command in a fresh process: median seconds and the command's own peak memory."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "stages.bench", "--workspace", str(repo), "--out", str(out),
+                           "--part", "serving", "--serving-runs", "2"],
+                          cwd=repo, env=dvc_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    serving = json.loads(out.read_text())["serving"]
+    assert set(serving) == {"recommend", "similar", "score_new"}
+    for name, row in serving.items():
+        assert len(row["runs_s"]) == 2 and 0 < row["seconds"] <= max(row["runs_s"]), name
+        assert 10 < row["peak_rss_mib"] < 4096, name  # the command's own, not the benchmark's
+    assert serving["recommend"]["peak_rss_mib"] < serving["score_new"]["peak_rss_mib"]  # no torch
+    assert serving["score_new"]["command"].startswith("pixrec score-new --items ")

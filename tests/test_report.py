@@ -119,7 +119,7 @@ def _tune_and_evaluate(p: dict[str, Path], data) -> None:
     intervals = real_config(IntervalConfig, resamples=200)
     attach_intervals(results, reference, intervals, config.seed)
     write_outputs(results, reference, intervals, p["eval"], p["metrics"] / "evaluate.json",
-                  p["metrics"] / "evaluate_plot.csv", {})
+                  p["metrics"] / "evaluate_plot.csv", {}, headline=LINEUP["headline"])
 
 
 def _train_logs(p: dict[str, Path], rng: np.random.Generator) -> None:

@@ -22,8 +22,9 @@ from pixrec.negatives import load_training_negatives
 
 # the embed parts' module (the encoders, onnxruntime) is imported when one of them runs
 
-PARTS = ("stages", "embed", "text-backends", "train", "ranking", "recommend", "fusion")
-DEFAULT_PARTS = ("stages", "embed", "train", "ranking", "recommend", "fusion")  # text-backends: on request
+PARTS = ("stages", "embed", "text-backends", "train", "ranking", "recommend", "fusion", "serving")
+# text-backends: on request
+DEFAULT_PARTS = ("stages", "embed", "train", "ranking", "recommend", "fusion", "serving")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class BenchOptions:
     train_steps: int = 30
     ranking_users: int = 0  # 0 = every user of the split
     fusion_users: int = 32
+    serving_runs: int = 3  # serving: runs of each command (median reported)
     seed: int = 0
     text_items: Path | None = None  # text-backends: items.parquet or item_info.csv (default: the split's)
     stage_log: Path | None = None  # read per-stage figures from this log ...
@@ -129,6 +131,10 @@ def run_benchmark(root: Path, image_config, text_config, sections: dict, recomme
         out["fusion"] = compute.fusion_throughput(rec, users, gflops)
         log(f"fusion exact scoring: {out['fusion']['pairs_per_s']:,.0f} pairs/s "
             f"({out['fusion']['mflop_per_pair']} MFLOP/pair, {out['fusion'].get('matmul_share')} of matmul)")
+    if "serving" in options.parts:
+        from pixrec.bench.serving import serving
+
+        out["serving"] = serving(ws.root, ws.split, ws.raw, options.serving_runs, log)
     out["bench_peak_rss_mib"] = _peak_mib()
     out["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     return out

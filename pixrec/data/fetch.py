@@ -242,6 +242,28 @@ def archive_kind(path: Path) -> str | None:
     return None
 
 
+def truncated_zip(path: Path) -> bool:
+    """Starts like a zip (a local file header) but has no readable central directory, which a zip keeps
+    at its end: a zip cut short by an interrupted copy or download, or damaged."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head == b"PK\x03\x04" and not zipfile.is_zipfile(path)
+
+
+def html_title(path: Path) -> str | None:
+    """The page's title (or its opening) if ``path`` holds an HTML page rather than data: what a
+    file-sharing host serves for a login, cookie or preview page at a file's URL; else None."""
+    import re
+
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").decode("utf-8", "replace")
+    if not text.lower().startswith(("<!doctype html", "<html", "<head", "<body")):
+        return None
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    return " ".join((title.group(1) if title else text[:60]).split())
+
+
 def _safe_name(name: str, archive: Path) -> PurePosixPath | None:
     """The member's relative path, None for a directory entry; raises on absolute or ``..`` paths."""
     pure = PurePosixPath(name.replace("\\", "/"))
@@ -311,4 +333,5 @@ def extract(archive: Path, dest: Path) -> list[Path]:
     return written
 
 
-__all__ = ["DownloadError", "Fetched", "archive_kind", "download", "extract", "sha256_file", "verify_sha256"]
+__all__ = ["DownloadError", "Fetched", "archive_kind", "download", "extract", "html_title", "sha256_file",
+           "truncated_zip", "verify_sha256"]

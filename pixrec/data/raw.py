@@ -126,7 +126,58 @@ def read_csv_text(path: Path, expected: tuple[str, ...], encoding: str = "utf-8"
                            ) from None
     if table.num_rows == 0:
         raise RawDataError(f"{path}: no data rows after the header")
-    return pl.from_arrow(table).select(expected).with_row_index("_row", offset=2)
+    df = pl.from_arrow(table).select(expected).with_row_index("_row", offset=2)
+    _refuse_swallowed_rows(df, path, header, encoding)
+    return df
+
+
+def _swallowed_row(n_fields: int) -> str:
+    """A line break inside a field followed by what looks like a whole row of its own: an id (no space,
+    quote or comma) and at least ``n_fields - 1`` delimiters on that line. Prose in a legitimately
+    quoted multi-line description does not look like that; the rows after an unclosed quote do."""
+    return r'\n[^\s,"]{1,64}(?:,[^,\n]*){%d}' % (n_fields - 1)
+
+
+def _refuse_swallowed_rows(df: pl.DataFrame, path: Path, header: list[str], encoding: str) -> None:
+    """An unclosed quote (``"Best of 2023``) makes the reader take every line up to the next quote as
+    one field: those rows vanish, the row is corrupted, and the field count can still add up. Refuse
+    it, naming the line where the quote opens (a vectorised check; the locating scan runs on the error
+    path only)."""
+    pattern = _swallowed_row(len(header))
+    hits = df.select(pl.struct("_row", *(pl.col(c).str.contains(pattern).alias(c) for c in df.columns[1:]))
+                     .alias("hit")).unnest("hit")
+    hit = hits.filter(pl.any_horizontal(pl.exclude("_row"))).head(1)
+    if hit.height:
+        row = hit["_row"].item()
+        column = next(c for c in hit.columns[1:] if hit[c].item())
+        raise RawDataError(_locate_swallowed(path, encoding, header, row, column, pattern))
+
+
+def _locate_swallowed(path: Path, encoding: str, header: list[str], row: int, column: str, pattern: str
+                      ) -> str:
+    """On the error path only: the error line for field ``column`` of ``row``, with the line where its
+    quote opens found by a scan with the csv module (which splits quotes as pyarrow does)."""
+    import csv
+    import re
+
+    advice = ('close the quote, or double a quote that belongs to the text ("")')
+    with open(path, encoding=encoding, errors="replace", newline="") as f:
+        reader = csv.reader(f)
+        n, before = 0, 0
+        for fields in reader:
+            n += bool(fields)  # blank lines are no row, as in pyarrow's reading
+            if n == row and len(fields) == len(header):
+                j = header.index(column)
+                opens = before + 1 + sum(v.count("\n") for v in fields[:j])
+                swallowed = [m.group(0)[1:] for m in re.finditer(pattern, fields[j])]
+                return (f"{path}: line {opens} (row {row}, column {column}): a quote opens here and the "
+                        f"field runs to line {reader.line_num}, swallowing {len(swallowed)} line(s) that "
+                        f"look like rows of their own (e.g. {swallowed[0][:60]!r}); {advice}")
+            if n >= row:
+                break
+            before = reader.line_num
+    return (f"{path}: row {row}, column {column}: the field spans several lines that look like rows of "
+            f"their own (an unclosed quote?); {advice}")
 
 
 def _not_decodable(path: Path, encoding: str) -> str:
@@ -146,19 +197,25 @@ def _locate_csv_problem(path: Path, encoding: str) -> str | None:
     """On the error path only: scan with the csv module to name the first malformed row."""
     import csv
 
+    def lines(start: int, end: int) -> str:  # a quoted field can span lines: name where the row starts
+        return f"line {end}" if start == end else f"lines {start}-{end}"
+
     with open(path, encoding=encoding, errors="replace", newline="") as f:
         reader = csv.reader(f, strict=True)
-        row = 1
+        row, before = 1, 1
         try:
             header = next(reader)
             for fields in reader:
                 row += 1
                 if fields and len(fields) != len(header):
-                    where = f"row {row}" + (f" (line {reader.line_num})" if reader.line_num != row else "")
+                    where = f"row {row}" + (f" ({lines(before + 1, reader.line_num)})"
+                                            if reader.line_num != row else "")
                     return (f"{where} has {len(fields)} fields, the header has {len(header)}: "
                             f"{','.join(fields)[:120]!r}")
+                before = reader.line_num
         except csv.Error as exc:
-            return f"row {row + 1} (line {reader.line_num}): malformed CSV ({exc})"
+            hint = "; a quote opened in this row is never closed" if "end of data" in str(exc) else ""
+            return f"row {row + 1} ({lines(before + 1, reader.line_num)}): malformed CSV ({exc}{hint})"
         except StopIteration:
             return "the file is empty"
     return None

@@ -25,9 +25,11 @@ from typing import Any
 
 from pixrec import schema
 from pixrec.config import ConfigError, from_mapping, section
-from pixrec.data.fetch import DownloadError, Fetched, archive_kind, download, extract, sha256_file
+from pixrec.data.fetch import (DownloadError, Fetched, archive_kind, download, extract, html_title, sha256_file,
+                               truncated_zip)
 from pixrec.data.layout import find_layout
-from pixrec.data.raw import RawReport, is_cover_name, parse_interactions, parse_items, read_csv_text
+from pixrec.data.raw import (RawDataError, RawReport, is_cover_name, parse_interactions, parse_items,
+                             read_csv_text)
 from pixrec.data.synthetic import SyntheticConfig, write_dataset
 from pixrec.errors import InputError
 from pixrec.atomic import atomic_dir, write_json
@@ -201,6 +203,9 @@ def _gather_covers(files: Iterable[Path], covers: Path, where: str, place: Calla
 
 def _covers_from(src: Path, out: Path, staging: Path, where: str, link: bool) -> dict[str, int]:
     """Covers from a folder (walked, flattened, hard-linked where asked) or an archive (extracted)."""
+    if src.is_file() and truncated_zip(src):
+        raise SourceError(f"{where}: {src} is a truncated or corrupt zip archive (it starts like a zip, but "
+                          "the index a zip keeps at its end is missing); copy or download it again")
     if src.is_dir():
         files = [Path(d) / n for d, _, names in os.walk(src) for n in names]
         linked: list[bool] = []
@@ -285,14 +290,28 @@ def _url(config: DataConfig, out: Path, cache: Path) -> dict[str, Any]:
                                 ("items", schema.RAW_ITEMS, schema.ITEM_COLUMNS)):
         url = getattr(cfg, key)
         got = _fetch(url, cache, key, getattr(cfg, f"{key}_sha256"), cfg.timeout_s)
+        if (title := html_title(got.path)) is not None:
+            got.path.unlink()  # not the file: the next run fetches again
+            raise SourceError(f"{url} (data.url.{key}): the server sent an HTML page ({title!r}), not the "
+                              f"CSV: a login, cookie or preview page? Set data.url.{key} to the file's "
+                              "direct download link")
         csv_path = _csv_from_download(got.path, name, url, out / f".{key}")
-        n_rows = validate_csv(csv_path, expected, config.encoding)
+        try:
+            n_rows = validate_csv(csv_path, expected, config.encoding)
+        except RawDataError as exc:  # the user knows the URL and the key, not the download cache
+            raise SourceError(f"{url} (data.url.{key}): {exc}") from None
         _place_csv(csv_path, out / name, config.encoding, link=True)  # the cache keeps its copy
         shutil.rmtree(out / f".{key}", ignore_errors=True)
         manifest["files"][key] = {"url": url, "sha256": got.sha256, "bytes": got.bytes,
                                   "sha256_verified": bool(getattr(cfg, f"{key}_sha256")), "rows": n_rows}
     if cfg.covers:
         got = _fetch(cfg.covers, cache, "covers", cfg.covers_sha256, cfg.timeout_s)
+        if truncated_zip(got.path):
+            got.path.unlink()  # not reused: the next run downloads it afresh
+            raise SourceError(f"{cfg.covers} (data.url.covers): the download is a truncated or corrupt zip "
+                              "archive (it starts like a zip, but the index a zip keeps at its end is "
+                              "missing); removed it, run again to download it afresh (data.url.covers_sha256 "
+                              "catches a bad download at once)")
         n = _covers_from(got.path, out, out / ".covers", cfg.covers, link=False)["n_covers"]
         manifest["files"]["covers"] = {"url": cfg.covers, "sha256": got.sha256, "bytes": got.bytes,
                                        "sha256_verified": bool(cfg.covers_sha256), "n_covers": n}

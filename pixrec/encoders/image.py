@@ -537,8 +537,12 @@ class ImageSide(EmbedSide):
         mine = [paths[i] for i in rows]
         raw, status, loop = encode_covers(encoder, mine, self.config.batch_size, self.config.num_workers,
                                           progress, min_px=self.config.min_cover_px)
-        _check_readable(mine, status, self.raw_dir)
+        self.check_readable(mine, status)
         return {RAW_FILE: raw, STATUS_FILE: status}, loop
+
+    def check_readable(self, paths: list[str | None], status: np.ndarray) -> None:
+        """The stage refuses a run where no listed cover could be read (a wrong ``--raw``)."""
+        _check_readable(paths, status, self.raw_dir)
 
     def environment(self, encoder: ImageEncoder) -> dict:
         env = {

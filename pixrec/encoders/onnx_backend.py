@@ -2,7 +2,8 @@
 
 The torch module a text encoder runs (transformer + pooling + normalisation, loaded from the packaged
 or the user's files) is exported to ONNX at run time, offline, into a temporary directory, checked
-against torch on a probe batch, optionally quantised, and run by ONNX Runtime on the CPU:
+against torch on a probe batch, optionally quantised, and run by ONNX Runtime on the CPU (the graph
+is then kept for later runs, :mod:`.onnx_cache`):
 
 - ``onnx``: the same fp32 graph; ORT's fused CPU kernels run it ~2x faster than eager torch, and the
   vectors differ from torch's by float rounding only (cosine 1.0000);
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pixrec.encoders.onnx_cache import session
 from pixrec.errors import InputError
 
 OPSET = 17
@@ -64,34 +66,25 @@ class OnnxModel:
 
     def __init__(self, model: nn.Module, forward: Callable[[dict], torch.Tensor],
                  probe: Mapping[str, torch.Tensor], int8: bool, threads: int, where: str) -> None:
-        import onnxruntime as ort
-
         self.threads = threads
-        with tempfile.TemporaryDirectory(prefix="pixrec-onnx-") as tmp:
-            path = Path(tmp) / "model.onnx"
-            _export(model, forward, probe, path)
-            session = self._session(ort, path)
-            with torch.inference_mode():
-                expected = forward(dict(probe)).float().numpy()
-            self.session, self.names = session, [i.name for i in session.get_inputs()]
-            err = float(np.abs(self(probe) - expected).max())
-            if not err <= PROBE_TOL:
-                raise RuntimeError(f"{where}: the ONNX export differs from the torch model by {err:.2e} on "
-                                   "the probe batch; use backend: torch and report this model")
-            if int8:
-                from onnxruntime.quantization import QuantType, quantize_dynamic
+        # kept while this object lives: :attr:`path` is the graph it runs (onnx_cache stores it)
+        self._dir = tempfile.TemporaryDirectory(prefix="pixrec-onnx-")
+        self.path = Path(self._dir.name) / "model.onnx"
+        _export(model, forward, probe, self.path)
+        self.session = session(self.path, threads)
+        with torch.inference_mode():
+            expected = forward(dict(probe)).float().numpy()
+        self.names = [i.name for i in self.session.get_inputs()]
+        err = float(np.abs(self(probe) - expected).max())
+        if not err <= PROBE_TOL:
+            raise RuntimeError(f"{where}: the ONNX export differs from the torch model by {err:.2e} on "
+                               "the probe batch; use backend: torch and report this model")
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
 
-                quantize_dynamic(path, Path(tmp) / "model.int8.onnx", weight_type=QuantType.QInt8,
-                                 per_channel=True)
-                self.session = self._session(ort, Path(tmp) / "model.int8.onnx")
-
-    def _session(self, ort, path: Path):
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = self.threads, 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # shared cores: sleep, not spin
-        opts.log_severity_level = 3
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            quantized = self.path.with_name("model.int8.onnx")
+            quantize_dynamic(self.path, quantized, weight_type=QuantType.QInt8, per_channel=True)
+            self.path, self.session = quantized, session(quantized, threads)
 
     def __call__(self, batch: Mapping[str, torch.Tensor]) -> np.ndarray:
         """Tokenized batch (int64 (B, T) each) -> float32 (B, dim)."""

@@ -20,7 +20,7 @@ import polars as pl
 import torch
 
 from pixrec import schema
-from pixrec.encoders import driver
+from pixrec.encoders import driver, onnx_cache
 from pixrec.encoders.base import (
     AUTOCAST_DTYPE,
     TEXT_ENCODERS,
@@ -133,6 +133,36 @@ def _onnx_model(config: TextEncoderConfig, model: torch.nn.Module, forward, toke
     return OnnxModel(model, forward, tokenize(PROBE), config.backend == "onnx-int8", machine_threads(), WHERE)
 
 
+def _remember(config: TextEncoderConfig, encoder: TextEncoder, hf_tokenizer) -> None:
+    """An ONNX encoder's graph and tokenizer kept for later runs (:mod:`.onnx_cache`): score-new then
+    embeds a few texts without building this encoder again."""
+    if encoder.onnx is not None:
+        onnx_cache.store(config, encoder, encoder.onnx.path, hf_tokenizer, encoder.tokenize)
+
+
+def cached_text_encoder(config: TextEncoderConfig, cache_dir: Path | None = None) -> TextEncoder | None:
+    """The ONNX encoder of ``config`` as an earlier build stored it (:mod:`.onnx_cache`): ONNX Runtime and
+    the tokenizers library only, the same vectors; None for the torch backends or when none is stored."""
+    if not config.backend.startswith("onnx"):
+        return None
+    return onnx_cache.load(config, _weights(config, cache_dir), machine_threads())
+
+
+@contextlib.contextmanager
+def quiet_weights_loading():
+    """transformers' "Loading weights" progress bar off for one load (a command that prints only its
+    answer); as it was afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
 @TEXT_ENCODERS.register("sbert")
 class SbertEncoder(TextEncoder):
     """sentence-transformers model; pooling and normalisation come from the model's own files."""
@@ -160,6 +190,7 @@ class SbertEncoder(TextEncoder):
         self.tokenize = getattr(self.model, "preprocess", None) or self.model.tokenize
         self.onnx = _onnx_model(config, self.model, lambda batch: self.model(batch)["sentence_embedding"],
                                 self.tokenize)
+        _remember(config, self, getattr(first, "tokenizer", None))
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """n strings -> float32 (n, dim)."""
@@ -194,6 +225,7 @@ class BertEncoder(TextEncoder):
                       self.source.spec)
         self.dim = int(self.model.config.hidden_size)
         self.onnx = _onnx_model(config, self.model, self.forward, self.tokenize)
+        _remember(config, self, self.tokenizer)
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
@@ -337,6 +369,7 @@ __all__ = [
     "SEPARATOR",
     "TextSide",
     "build_text_encoder",
+    "cached_text_encoder",
     "clean_text",
     "embed_text_shard",
     "embed_texts",
@@ -344,5 +377,6 @@ __all__ = [
     "length_order",
     "merge_text_shards",
     "packaged_minilm",
+    "quiet_weights_loading",
     "run_embed_text",
 ]

@@ -51,26 +51,30 @@ def _top_frame(results: list[ModelResult]) -> pl.DataFrame:
     ], how="vertical")
 
 
-def _plot_frame(results: list[ModelResult]) -> pl.DataFrame:
+def _plot_frame(results: list[ModelResult], headline: str | None) -> pl.DataFrame:
+    """A row per (model, protocol): NDCG@10 and its interval bounds exactly as in evaluate.json, and
+    ``headline`` so the plot (.dvc/plots/metric_intervals.json) can mark the model the project leads with."""
     return pl.DataFrame(
         [
             {"model": r.name, "protocol": p, "metric": "ndcg@10", "value": m["ndcg@10"],
-             "lo": m.get("ndcg@10_lo"), "hi": m.get("ndcg@10_hi"), "label": f"{p} · {r.name}"}
+             "lo": m.get("ndcg@10_lo"), "hi": m.get("ndcg@10_hi"), "label": f"{p} · {r.name}",
+             "headline": r.name == headline}
             for r in results
             for p, m in r.metrics.items()
             if "ndcg@10" in m
         ],
         schema={"model": pl.Utf8, "protocol": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64,
-                "lo": pl.Float64, "hi": pl.Float64, "label": pl.Utf8},
+                "lo": pl.Float64, "hi": pl.Float64, "label": pl.Utf8, "headline": pl.Boolean},
     )
 
 
 def write_outputs(
     results: list[ModelResult], reference: str | None, intervals: IntervalConfig, out_dir: Path,
-    metrics_path: Path, plot_path: Path, meta: dict,
+    metrics_path: Path, plot_path: Path, meta: dict, *, headline: str | None,
 ) -> dict:
     """``metrics/evaluate.json`` (:func:`metrics_json`), the dvc plot CSV (NDCG@10 per model and
-    protocol, with its interval), and ``out_dir``: per-user ranks and top-10 lists (Parquet)."""
+    protocol, with its interval; ``headline``, ``models.headline``, flags that model's rows), and
+    ``out_dir``: per-user ranks and top-10 lists (Parquet)."""
     metrics = metrics_json(results, reference, intervals)
     with atomic_dir(Path(out_dir)) as tmp:
         (_ranks_frame(results) if results else pl.DataFrame()).write_parquet(
@@ -80,6 +84,6 @@ def write_outputs(
         # no timings (they are logged): the stage's outputs must hash the same on every run
         write_json(tmp / schema.EVAL_META_FILE, {**meta, "list_k": LIST_K})
     with atomic_file(Path(plot_path)) as tmp:
-        _plot_frame(results).write_csv(tmp)
+        _plot_frame(results, headline).write_csv(tmp)
     write_json(Path(metrics_path), metrics)
     return metrics

@@ -2,11 +2,17 @@
 ``item_info.csv``-layout file and embedded exactly as the embed stages embedded the catalogue: the
 encoders and settings recorded in ``data/embeddings/<side>/meta.json`` (not today's params.yaml), and
 for covers the finalize step the embed-images stage fitted on training items (the pixel encoder's
-scaling and PCA, ``data/embeddings/image/fitted/``) applied, never refitted."""
+scaling and PCA, ``data/embeddings/image/fitted/``) applied, never refitted.
+
+The file is read by :mod:`.new_item_file`; here each side is embedded, and a cover that cannot be
+decoded (corrupt, a placeholder, too large) or a text with no field is masked and noted by item like
+the file's own defects, even when every item's is: never a refusal of the batch.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,65 +21,50 @@ import polars as pl
 
 from pixrec import schema
 from pixrec.config import from_mapping
-from pixrec.data.raw import RawReport, list_cover_files, parse_items, read_raw_items
 from pixrec.encoders.base import ImageEncoder, ImageEncoderConfig, TextEncoderConfig, read_fitted
 from pixrec.encoders.driver import Finalize, embed
 from pixrec.encoders.image import ImageSide
-from pixrec.encoders.text import embed_texts
+from pixrec.encoders.text import (
+    build_text_encoder,
+    cached_text_encoder,
+    embed_texts,
+    item_texts,
+    quiet_weights_loading,
+)
 from pixrec.errors import InputError
+from pixrec.serve.new_item_file import INPUTS, Notes, read_new_items
 
 
 @dataclass
 class NewItems:
     """``items``: the file's items (item_id, counts, title, tag, description, tag_idx, cover_path);
     ``text`` / ``image``: float32 (M, d) vectors and bool (M,) masks, row-aligned with ``items``;
-    ``report``: what was repaired or masked, one line each."""
+    ``notes``: what was repaired or masked, by item."""
 
     items: pl.DataFrame
     text: tuple[np.ndarray, np.ndarray]
     image: tuple[np.ndarray, np.ndarray]
-    report: list[str]
+    notes: Notes
 
+    @property
+    def report(self) -> list[str]:
+        """Every note, one line each."""
+        return self.notes.lines()
 
-def read_new_items(
-    source: pl.DataFrame | Path | str, catalogue: pl.DataFrame, covers_dir: Path | None
-) -> tuple[pl.DataFrame, list[str]]:
-    """The items of ``source`` (an item_info.csv-layout file or frame, parsed as the split parses the
-    catalogue's), with ``tag_idx`` from the catalogue's tags (0 = a tag it never had) and
-    ``cover_path`` (file name in ``covers_dir``, null when there is none). An id already in the
-    catalogue or given twice is an error; so is a missing column."""
-    report = RawReport()
-    if isinstance(source, pl.DataFrame):
-        missing = [c for c in schema.ITEM_COLUMNS if c not in source.columns]
-        if missing:
-            raise InputError(f"new items: missing column(s) {missing}; expected the item_info.csv columns "
-                             f"{list(schema.ITEM_COLUMNS)}")
-        if source.height == 0:
-            raise InputError("new items: the frame has no rows")
-        text = source.select(pl.col(c).cast(pl.Utf8).fill_null("") for c in schema.ITEM_COLUMNS)
-        items = parse_items(text.with_row_index("_row", offset=1), report)
-    else:
-        items = read_raw_items(Path(source), report)
-    path = source if not isinstance(source, pl.DataFrame) else "new items"
-    if twice := report.counts.get("items: duplicated item_id (later row dropped)"):
-        raise InputError(f"{path}: {twice} item_id(s) given twice; give each new item once")
-    known = items.filter(pl.col(schema.ITEM_ID).is_in(catalogue[schema.ITEM_ID].implode()))
-    if known.height:
-        raise InputError(f"{path}: item {known[schema.ITEM_ID][0]!r} is already in the catalogue "
-                         f"({known.height} such); score-new places new items, `pixrec similar` known ones")
-    tags = catalogue.filter(pl.col(schema.TAG_IDX) > 0).select(schema.TAG, schema.TAG_IDX).unique(schema.TAG)
-    items = items.join(tags, on=schema.TAG, how="left", maintain_order="left").with_columns(
-        pl.col(schema.TAG_IDX).fill_null(0))
-    unknown = items.filter(pl.col(schema.TAG).is_not_null() & (pl.col(schema.TAG_IDX) == 0))
-    report.add("items: tag the catalogue never had (no tag token)", unknown.height)
-    if covers_dir is not None and not Path(covers_dir).is_dir():
-        raise InputError(f"{covers_dir}: no such covers directory (expected <item_id>.jpg files)")
-    covers = list_cover_files(Path(covers_dir)) if covers_dir is not None else {}
-    items = items.with_columns(pl.col(schema.ITEM_ID)
-                               .replace_strict(covers, default=None, return_dtype=pl.Utf8)
-                               .alias(schema.COVER_PATH))
-    report.add("items: no cover file (image masked)", items[schema.COVER_PATH].null_count())
-    return items.drop("_row"), report.lines()
+    def without_content(self, reads: Collection[str] = INPUTS) -> list[str]:
+        """Ids of the items with nothing usable among the inputs ``reads``: no known tag, no count, no
+        text, no usable cover. The item tower sees them all alike."""
+        has = np.zeros(self.items.height, dtype=bool)
+        if "tag" in reads:
+            has |= self.items[schema.TAG_IDX].to_numpy() > 0
+        if "counts" in reads:
+            has |= self.items.select(pl.any_horizontal(pl.col(c).is_not_null() for c in schema.COUNT_COLUMNS)
+                                     ).to_series().to_numpy()
+        if "text" in reads:
+            has |= self.text[1]
+        if "image" in reads:
+            has |= self.image[1]
+        return self.items[schema.ITEM_ID].filter(pl.Series(~has)).to_list()
 
 
 def _recorded_config(cls, side_dir: Path):
@@ -85,29 +76,62 @@ def _recorded_config(cls, side_dir: Path):
                         f"{path} config")
 
 
-def load_new_items(source: pl.DataFrame | Path | str, catalogue: pl.DataFrame, covers_dir: Path | None,
-                   embeddings_dir: Path) -> NewItems:
-    """:func:`read_new_items`, then each side embedded as its embed stage embedded the catalogue."""
-    items, report = read_new_items(source, catalogue, covers_dir)
-    text_config = _recorded_config(TextEncoderConfig, Path(embeddings_dir) / "text")
-    image_dir = Path(embeddings_dir) / "image"
+def _recorded_dim(side_dir: Path) -> int:
+    return int(json.loads((Path(side_dir) / schema.EMB_META_FILE).read_text(encoding="utf-8"))["dim"])
+
+
+def _text_encoder(config: TextEncoderConfig):
+    """The stored ONNX encoder when an earlier build left one (no torch export, no sentence-transformers
+    import), else the encoder built as the stage builds it, without its weights-loading progress bar."""
+    cached = cached_text_encoder(config)
+    if cached is not None:
+        return cached
+    with quiet_weights_loading():
+        return build_text_encoder(config)
+
+
+def embed_new_items(items: pl.DataFrame, notes: Notes, covers_dir: Path | None,
+                    embeddings_dir: Path) -> NewItems:
+    """Each side of :func:`read_new_items`' ``items`` embedded as its embed stage embedded the
+    catalogue; masked rows are added to ``notes`` by item. A side with nothing to embed loads no
+    encoder."""
+    text_dir, image_dir = Path(embeddings_dir) / "text", Path(embeddings_dir) / "image"
+    text_config = _recorded_config(TextEncoderConfig, text_dir)
     image_config = _recorded_config(ImageEncoderConfig, image_dir)
-    text = embed_texts(items, text_config, progress=False)
-    if items[schema.COVER_PATH].null_count() == items.height:  # no cover at all: every image masked
-        dim = json.loads((image_dir / schema.EMB_META_FILE).read_text(encoding="utf-8"))["dim"]
-        image = (np.zeros((items.height, dim), dtype=np.float32), np.zeros(items.height, dtype=bool))
+    m = items.height
+    if item_texts(items, tuple(text_config.fields)).is_null().all():
+        text = (np.zeros((m, _recorded_dim(text_dir)), dtype=np.float32), np.zeros(m, dtype=bool))
+        masked_text = {"empty text": {"item_ids": items[schema.ITEM_ID].to_list()}}
+    else:
+        done = embed_texts(items, text_config, progress=False, encoder=_text_encoder(text_config))
+        text, masked_text = (done.vectors, done.mask), done.meta["masked"]
+    for v in masked_text.values():  # one reason: "empty text"
+        notes.add(f"no text ({', '.join(text_config.fields)} all empty; text masked)", v["item_ids"],
+                  ("text",), v.get("count"))
+    if items[schema.COVER_PATH].null_count() == m:  # no cover at all: every image masked
+        image = (np.zeros((m, _recorded_dim(image_dir)), dtype=np.float32), np.zeros(m, dtype=bool))
     else:
         done = embed(FittedImageSide(items, Path(covers_dir), image_config, read_fitted(image_dir)),
                      progress=False)
         image = (done.vectors, done.mask)
-        report += [f"{v['count']} {reason} (image masked)" for reason, v in done.meta["masked"].items()
-                   if reason != "no cover file"]
-    return NewItems(items, (text.vectors, text.mask), image, report)
+        for reason, v in done.meta["masked"].items():
+            if reason != "no cover file":  # noted, with the folder, by read_new_items
+                notes.add(f"{reason} (image masked)", v["item_ids"], ("image",), v["count"])
+    return NewItems(items, text, image, notes)
+
+
+def load_new_items(source: pl.DataFrame | Path | str, catalogue: pl.DataFrame, covers_dir: Path | None,
+                   embeddings_dir: Path) -> NewItems:
+    """:func:`read_new_items`, then :func:`embed_new_items`."""
+    items, notes = read_new_items(source, catalogue, covers_dir)
+    return embed_new_items(items, notes, covers_dir, embeddings_dir)
 
 
 class FittedImageSide(ImageSide):
     """The embed-images adapter for covers seen after the stage: its finalize step applies what the
-    stage fitted (``fitted``) instead of fitting again on these few covers."""
+    stage fitted (``fitted``) instead of fitting again on these few covers, and an unreadable cover is
+    masked and noted by item even when every cover is (no batch-wide refusal: there is no raw folder
+    to have got wrong)."""
 
     def __init__(self, items: pl.DataFrame, covers_dir: Path, config: ImageEncoderConfig,
                  fitted: dict[str, np.ndarray]) -> None:
@@ -116,3 +140,6 @@ class FittedImageSide(ImageSide):
 
     def finalizer(self, encoder: ImageEncoder | None, cache_dir: Path | None) -> Finalize:
         return lambda raw, usable: (encoder.apply_fitted(raw, self.fitted), {})
+
+    def check_readable(self, paths: list[str | None], status: np.ndarray) -> None:
+        """Each unreadable cover is masked and noted; none refuses the batch."""

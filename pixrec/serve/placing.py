@@ -5,6 +5,7 @@ list over the catalogue plus the new items), and its nearest catalogue items."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -16,7 +17,8 @@ from pixrec import schema
 from pixrec.data.dataset import Interactions, SplitData
 from pixrec.errors import InputError
 from pixrec.features import Embeddings, build_item_features
-from pixrec.serve.neighbours import cosine_neighbours
+from pixrec.serve.neighbours import cosine_neighbours, neighbours_frame
+from pixrec.serve.new_item_file import INPUTS
 from pixrec.serve.new_items import NewItems
 from pixrec.serve.topk import top_k_unseen
 
@@ -31,6 +33,8 @@ class ContentPlacer(Protocol):
     items: object  # (N, D) torch tensor: warm items with their ID token, cold items from content
     count_stats: object  # the training items' count statistics (pixrec.features.CountStats)
 
+    def user_vectors(self, users) -> object: ...  # user_idx (B,) -> (B, D) torch: the user tower's state
+
     def new_item_vectors(self, feats) -> object: ...  # ItemFeatures of M items -> (M, D)
 
     def with_new_items(self, vectors) -> object: ...  # (M, D) -> the recommender over N + M items
@@ -44,9 +48,38 @@ def placer(rec) -> ContentPlacer:
     return rec
 
 
+def content_inputs(rec: ContentPlacer) -> frozenset[str]:
+    """The content inputs (tag, counts, text, image) the model's item tower reads: its config's
+    ``tokens`` where it has them, else all of them."""
+    tokens = getattr(getattr(getattr(rec, "model", None), "config", None), "tokens", None)
+    return frozenset(INPUTS) if tokens is None else frozenset(tokens) & frozenset(INPUTS)
+
+
 def item_table(rec: ContentPlacer) -> np.ndarray:
     """float32 (N, D): the model's item vectors."""
     return rec.items.detach().cpu().numpy().astype(np.float32, copy=False)
+
+
+def user_table(rec: ContentPlacer, n_users: int, batch_users: int) -> np.ndarray:
+    """float32 (n_users, D): every user's vector, in the blocks of ``batch_users`` users that scoring
+    them all uses (a block's padding is its own), so reading them back gives the same bytes."""
+    import torch
+
+    with torch.inference_mode():
+        blocks = [rec.user_vectors(np.arange(s, min(s + batch_users, n_users)))
+                  for s in range(0, n_users, batch_users)]
+    return torch.cat(blocks).cpu().numpy().astype(np.float32, copy=False)
+
+
+def with_user_table(rec: ContentPlacer, table: np.ndarray) -> ContentPlacer:
+    """``rec`` taking its users' vectors from ``table`` (:func:`user_table`, as the recommend stage
+    stored it) instead of running the user tower again for every user."""
+    import torch
+
+    vectors = torch.from_numpy(np.ascontiguousarray(table))
+    out = copy.copy(rec)
+    out.user_vectors = lambda users: vectors[torch.as_tensor(users, dtype=torch.long)]
+    return out
 
 
 def new_item_vectors(rec: ContentPlacer, new: NewItems, data: SplitData) -> np.ndarray:
@@ -101,18 +134,4 @@ def place(rec: ContentPlacer, vectors: np.ndarray, item_ids: list[str], data: Sp
                    descending=[False, False, True, False])
              .group_by("_order", maintain_order=True).head(n_users).drop("_order"))
     rows, cos = cosine_neighbours(item_table(rec), vectors, k)
-    return Placed(summary, users, neighbours_frame(ids, rows, cos, data))
-
-
-def neighbours_frame(
-    query_ids: np.ndarray, rows: np.ndarray, cos: np.ndarray, data: SplitData
-) -> pl.DataFrame:
-    """item_id, rank, neighbour_id, cosine: each query's neighbours (catalogue rows), best first."""
-    q, r = np.indices(rows.shape)
-    catalogue = data.items[schema.ITEM_ID].to_numpy().astype(object)
-    return pl.DataFrame({
-        schema.ITEM_ID: np.asarray(query_ids, dtype=object)[q.ravel()],
-        schema.REC_RANK: (r.ravel() + 1).astype(np.int32),
-        "neighbour_id": catalogue[rows.ravel()], "cosine": cos.ravel(),
-    }, schema={schema.ITEM_ID: pl.Utf8, schema.REC_RANK: pl.Int32, "neighbour_id": pl.Utf8,
-               "cosine": pl.Float32})
+    return Placed(summary, users, neighbours_frame(ids, rows, cos, data.items[schema.ITEM_ID].to_numpy()))

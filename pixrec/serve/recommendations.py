@@ -2,15 +2,22 @@
 
 ``<model>.parquet``: ``user_id, rank, item_id, score`` — each user's top-k unseen items, best first,
 sorted by user (item_idx order of users.parquet) then rank; a user whose model ranks fewer than k
-unseen items has fewer rows (counted in the manifest, never padded). ``meta.json`` (the manifest):
-``k``, the ``headline`` model, and per model its file, kind (trained | baseline) and counts. The
-Python API and ``pixrec recommend --user`` read both; no timings, so a rerun writes the same bytes.
+unseen items has fewer rows (counted in the manifest, never padded). For a model that compares items
+by vectors (two_tower), ``<model>.items.npy`` and ``<model>.users.npy``: float32 (n_items, D) and
+(n_users, D), row = item_idx / user_idx, its item and user vectors as its scoring computed them, so
+``pixrec similar`` needs no torch and ``pixrec score-new`` does not run the user tower again.
+``meta.json`` (the manifest): ``k``, the ``headline`` model, and per model its file, counts and, with
+vectors, their files and the sha256 of the checkpoint they came from (a retrained model's vectors are
+recomputed, never read stale). The Python API and the commands read them; no timings, so a rerun
+writes the same bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -18,9 +25,12 @@ import polars as pl
 from pixrec import schema
 from pixrec.atomic import atomic_dir, write_json
 from pixrec.errors import InputError
-from pixrec.serve.topk import TopK
+
+if TYPE_CHECKING:
+    from pixrec.serve.topk import TopK  # scipy: the readers here never need it
 
 COLUMNS = (schema.USER_ID, schema.REC_RANK, schema.ITEM_ID, schema.REC_SCORE)
+SIDES = ("items", "users")  # <model>.items.npy, <model>.users.npy: a dot-product model's vectors
 
 
 def lists_frame(top: TopK, user_ids: np.ndarray, item_ids: np.ndarray) -> pl.DataFrame:
@@ -36,12 +46,28 @@ def lists_frame(top: TopK, user_ids: np.ndarray, item_ids: np.ndarray) -> pl.Dat
                schema.REC_SCORE: pl.Float32})
 
 
-def write_recommendations(out_dir: Path, frames: dict[str, pl.DataFrame], manifest: dict) -> None:
-    """Every model's frame as ``<model>.parquet`` and the manifest, atomically."""
+def write_recommendations(out_dir: Path, frames: dict[str, pl.DataFrame], manifest: dict,
+                          vectors: dict[str, dict[str, np.ndarray]] | None = None) -> None:
+    """Every model's frame as ``<model>.parquet``, ``vectors`` ({model: {side: array}}) as
+    ``<model>.<side>.npy`` and the manifest, atomically."""
     with atomic_dir(Path(out_dir)) as tmp:
         for name, frame in frames.items():
             frame.write_parquet(tmp / f"{name}{schema.RECS_SUFFIX}", statistics=False)
+        for name, sides in (vectors or {}).items():
+            for side, array in sides.items():
+                np.save(tmp / f"{name}.{side}.npy", np.ascontiguousarray(array, dtype=np.float32))
         write_json(tmp / schema.RECS_META_FILE, manifest)
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def vectors_entry(name: str, checkpoint: Path) -> dict:
+    """The manifest's record of model ``name``'s stored vectors, computed from ``checkpoint``."""
+    return {**{side: f"{name}.{side}.npy" for side in SIDES}, "checkpoint": Path(checkpoint).name,
+            "checkpoint_sha256": file_sha256(checkpoint)}
 
 
 class Recommendations:
@@ -72,3 +98,15 @@ class Recommendations:
                 .filter(pl.col(schema.USER_ID).is_in(user_ids) & (pl.col(schema.REC_RANK) <= k))
                 .join(order.lazy(), on=schema.USER_ID)
                 .sort("_order", schema.REC_RANK).drop("_order").collect())
+
+    def vectors(self, model: str, side: str, models_dir: Path) -> np.ndarray | None:
+        """float32 (n_items | n_users, D): ``model``'s stored ``side`` vectors (``items`` | ``users``), or
+        None when none were stored or the checkpoint in ``models_dir/<model>/`` is not (or no longer)
+        the one they came from."""
+        entry = self.manifest["models"].get(model, {}).get("vectors")
+        if entry is None or not (self.dir / entry[side]).is_file():
+            return None
+        checkpoint = Path(models_dir) / model / entry["checkpoint"]
+        if not checkpoint.is_file() or file_sha256(checkpoint) != entry["checkpoint_sha256"]:
+            return None
+        return np.load(self.dir / entry[side])
