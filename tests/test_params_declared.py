@@ -254,7 +254,8 @@ def test_a_yaml_syntax_error_is_one_line_naming_file_line_and_column(tmp_path):
     broken = text.replace("  headline: two_tower", '  headline: "two_tower', 1)
     assert broken != text
     (tmp_path / "params.yaml").write_text(broken, encoding="utf-8")
-    block = broken[:broken.index("\n  fit:") + 1].count("\n") + 1  # models: {fit, headline}, where yaml gave up
+    # models: {fit, headline}, the block where yaml gave up
+    block = broken[:broken.index("\n  fit:") + 1].count("\n") + 1
     proc = _run("stages.headline", tmp_path, "--evaluate", "nowhere.json")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: params.yaml: invalid YAML at line ")
