@@ -38,3 +38,16 @@ def test_a_dep_removed_on_purpose_is_caught(tmp_path):
 def test_suggested_deps_pass_the_check():
     for entry, _ in STAGES.values():
         assert problems(entry, code_deps(entry)) == []
+
+
+def test_bytecode_caches_are_not_part_of_a_folder_dep():
+    """A folder dep such as pixrec/models hashes its sources only: Python writes __pycache__/ beside
+    them whenever anything imports the package (tests, pixrec commands), which must not make `dvc
+    status` call the stages changed."""
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        ignore = repo.dvcignore
+        assert ignore.is_ignored_dir(str(ROOT / "pixrec" / "models" / "__pycache__"))
+        assert ignore.is_ignored_file(str(ROOT / "pixrec" / "stray.cpython-311.pyc"))
+        assert not ignore.is_ignored_file(str(ROOT / "pixrec" / "models" / "two_tower.py"))
